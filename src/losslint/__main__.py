@@ -1,0 +1,3 @@
+from losslint.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,697 @@
+"""Value facts: what an expression inside a loss can be.
+
+Each expression gets a `Value`: an interval [lo, hi] (ends open or closed), the origins it derives from (`y_pred`,
+`softmax`, `sum`, `count`, `difference`...), and the guard that bounded it (`clip`, `maximum`, `+ eps`, ...). Rules ask
+"can this be exactly 0?", "can it be negative?", "where does it come from?". Definitions are followed through the
+assignments that reach a use inside a function, into closures, module constants, `self.x` attributes set in
+`__init__`, and into same-module helpers (their returns, evaluated with the call's arguments).
+
+The abstraction is deliberately simple (intervals, no relational facts); when in doubt a value is "anything" with no
+origin, and rules only report values whose origin makes the hazard real.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import libcst as cst
+
+from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo
+from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap
+
+INF = math.inf
+PROB_VAR_NAMES = frozenset({"probs", "prob", "probabilities", "proba", "y_prob", "y_probs", "pred_prob",
+                            "pred_probs", "y_pred", "y_hat", "yhat"})
+KERAS_EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class Value:
+    lo: float = -INF
+    hi: float = INF
+    lo_open: bool = False
+    hi_open: bool = False
+    origins: frozenset[str] = frozenset()
+    guard: str | None = None
+
+    # -- questions rules ask ----------------------------------------------------------------------------------
+    @property
+    def positive(self) -> bool:
+        return self.lo > 0 or (self.lo == 0 and self.lo_open)
+
+    @property
+    def negative(self) -> bool:
+        return self.hi < 0 or (self.hi == 0 and self.hi_open)
+
+    @property
+    def nonneg(self) -> bool:
+        return self.lo >= 0
+
+    @property
+    def nonzero(self) -> bool:
+        return self.positive or self.negative
+
+    @property
+    def can_be_zero(self) -> bool:
+        return not self.nonzero
+
+    @property
+    def can_be_negative(self) -> bool:
+        return self.lo < 0
+
+    @property
+    def is_constant(self) -> bool:
+        return self.lo == self.hi and math.isfinite(self.lo)
+
+    def with_origins(self, *origins: str) -> "Value":
+        return replace(self, origins=self.origins | frozenset(origins))
+
+    def guarded(self, guard: str) -> "Value":
+        return replace(self, guard=guard)
+
+
+ANY = Value()
+NONNEG = Value(0.0, INF)
+POSITIVE = Value(0.0, INF, lo_open=True)
+UNIT = Value(0.0, 1.0)
+
+
+def const(x: float) -> Value:
+    return Value(x, x)
+
+
+def hull(values: list[Value]) -> Value:
+    if not values:
+        return ANY
+    lo = min(v.lo for v in values)
+    hi = max(v.hi for v in values)
+    lo_open = all(v.lo_open for v in values if v.lo == lo)
+    hi_open = all(v.hi_open for v in values if v.hi == hi)
+    origins = frozenset().union(*(v.origins for v in values))
+    guards = {v.guard for v in values}
+    return Value(lo, hi, lo_open, hi_open, origins, guards.pop() if len(guards) == 1 else None)
+
+
+def _add(a: Value, b: Value) -> Value:
+    lo = a.lo + b.lo if not (math.isinf(a.lo) or math.isinf(b.lo)) else -INF
+    hi = a.hi + b.hi if not (math.isinf(a.hi) or math.isinf(b.hi)) else INF
+    guard = a.guard or b.guard
+    if not a.origins and b.origins and a.positive:
+        guard = guard or "+ eps"
+    if not b.origins and a.origins and b.positive:
+        guard = guard or "+ eps"
+    return Value(lo, hi, a.lo_open or b.lo_open, a.hi_open or b.hi_open, a.origins | b.origins, guard)
+
+
+def _neg(a: Value) -> Value:
+    return Value(-a.hi, -a.lo, a.hi_open, a.lo_open, a.origins, a.guard)
+
+
+def _mul(a: Value, b: Value) -> Value:
+    corners = []
+    for x in (a.lo, a.hi):
+        for y in (b.lo, b.hi):
+            p = x * y
+            corners.append(0.0 if math.isnan(p) else p)
+    lo, hi = min(corners), max(corners)
+    pos = (a.positive and b.positive) or (a.negative and b.negative)
+    neg = (a.positive and b.negative) or (a.negative and b.positive)
+    return Value(lo, hi, pos and lo == 0, neg and hi == 0, a.origins | b.origins, a.guard or b.guard)
+
+
+def _div(a: Value, b: Value) -> Value:
+    origins = a.origins | b.origins | {"ratio"}
+    if b.positive:
+        if a.positive:
+            return Value(0.0, INF, True, False, origins)
+        if a.nonneg:
+            return Value(0.0, INF, False, False, origins)
+        if a.negative:
+            return Value(-INF, 0.0, False, True, origins)
+    return Value(origins=origins)
+
+
+def _sign_class(v: Value) -> Value:
+    if v.positive:
+        return replace(POSITIVE, origins=v.origins)
+    if v.nonneg:
+        return replace(NONNEG, origins=v.origins)
+    return replace(ANY, origins=v.origins)
+
+
+def _pow(a: Value, k: Value) -> Value:
+    if k.is_constant:
+        e = k.lo
+        if e == 0:
+            return const(1.0)
+        if float(e).is_integer() and int(e) % 2 == 0 and e > 0:
+            return Value(0.0, INF, a.nonzero, False, a.origins | {"square"}, a.guard)
+        if e > 0 and a.nonneg:
+            return Value(0.0, INF, a.positive, False, a.origins, a.guard)
+        if e < 0 and a.positive:
+            return Value(0.0, INF, True, False, a.origins, a.guard)
+    if a.positive:
+        return Value(0.0, INF, True, False, a.origins, a.guard)
+    return Value(origins=a.origins)
+
+
+def _refine_by_condition(cond: cst.BaseExpression, branch: cst.BaseExpression, true_branch: bool,
+                         v: Value) -> Value:
+    """`where(x > 0, x, 1)`: inside the selected branch, x is known to satisfy the condition."""
+    if not isinstance(cond, cst.Comparison) or len(cond.comparisons) != 1:
+        return v
+    comp = cond.comparisons[0]
+    left, right = cond.left, comp.comparator
+    if not _same(left, branch):
+        return v
+    op = comp.operator
+    bound = _literal(right)
+    if bound is None:
+        return v
+    if true_branch:
+        if isinstance(op, (cst.GreaterThan,)) and bound >= 0:
+            return replace(v, lo=max(v.lo, bound), lo_open=True, guard="where")
+        if isinstance(op, cst.GreaterThanEqual) and bound > 0:
+            return replace(v, lo=max(v.lo, bound), guard="where")
+        if isinstance(op, cst.NotEqual) and bound == 0 and v.nonneg:
+            return replace(v, lo_open=True, guard="where")
+    else:
+        if isinstance(op, (cst.LessThanEqual,)) and bound >= 0:
+            return replace(v, lo=max(v.lo, bound), lo_open=True, guard="where")
+        if isinstance(op, cst.Equal) and bound == 0 and v.nonneg:
+            return replace(v, lo_open=True, guard="where")
+    return v
+
+
+def _same(a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    return a.deep_equals(b)
+
+
+def _literal(node: cst.BaseExpression) -> float | None:
+    if isinstance(node, cst.Integer):
+        return float(node.evaluated_value)
+    if isinstance(node, cst.Float):
+        return float(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        inner = _literal(node.expression)
+        return -inner if inner is not None else None
+    return None
+
+
+_IDENTITY_OPS = frozenset({"identity", "cast", "constant", "max", "min", "prod_passthrough"})
+_MAX_DEPTH = 40
+
+
+class Facts:
+    """Value facts for one module. Cached per (node, statement) pair."""
+
+    def __init__(self, index: ModuleIndex, scopes: ScopeMap) -> None:
+        self.index = index
+        self.scopes = scopes
+        self._cache: dict[tuple, Value] = {}
+        self._active: set[tuple] = set()
+        self._param_cache: dict[tuple[int, str], Value] = {}
+        self._helper_cache: dict[tuple, Value] = {}
+
+    # ---- entry point -----------------------------------------------------------------------------------------
+    def value(self, node: cst.BaseExpression, stmt: StmtInfo | None, env: dict[str, Value] | None = None,
+              depth: int = 0) -> Value:
+        """The value fact of `node`, an expression in statement `stmt`."""
+        if stmt is None or depth > _MAX_DEPTH:
+            return ANY
+        key = (id(node), stmt.index, frozenset(env.items()) if env else None)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        if key in self._active:
+            return ANY
+        self._active.add(key)
+        try:
+            result = self._eval(node, stmt, env or {}, depth + 1)
+        finally:
+            self._active.discard(key)
+        self._cache[key] = result
+        return result
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    def _eval(self, node: cst.BaseExpression, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
+        v = self._eval_inner(node, stmt, env, depth)
+        return v
+
+    def _eval_inner(self, node: cst.BaseExpression, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
+        ev = lambda n: self.value(n, stmt, env, depth)  # noqa: E731
+        if isinstance(node, (cst.Integer, cst.Float)):
+            return const(float(node.evaluated_value))
+        if isinstance(node, cst.Imaginary):
+            return ANY
+        if isinstance(node, cst.Name):
+            if node.value in ("True",):
+                return const(1.0)
+            if node.value in ("False", "None"):
+                return const(0.0)
+            return self._name(node.value, stmt, env, depth)
+        if isinstance(node, cst.UnaryOperation):
+            inner = ev(node.expression)
+            if isinstance(node.operator, cst.Minus):
+                return _neg(inner)
+            if isinstance(node.operator, cst.Plus):
+                return inner
+            return ANY
+        if isinstance(node, cst.BinaryOperation):
+            return self._binary(node, ev)
+        if isinstance(node, cst.Comparison):
+            return Value(0.0, 1.0, origins=frozenset({"mask"}))
+        if isinstance(node, cst.IfExp):
+            return hull([ev(node.body), ev(node.orelse)])
+        if isinstance(node, cst.Subscript):
+            return self._subscript(node, ev)
+        if isinstance(node, cst.Attribute):
+            return self._attribute(node, stmt, env, depth, ev)
+        if isinstance(node, cst.Call):
+            return self._call(node, stmt, env, depth, ev)
+        return ANY
+
+    def _binary(self, node: cst.BinaryOperation, ev) -> Value:  # type: ignore[no-untyped-def]
+        op = node.operator
+        a, b = ev(node.left), ev(node.right)
+        if isinstance(op, cst.Add):
+            return _add(a, b)
+        if isinstance(op, cst.Subtract):
+            r = _add(a, _neg(b))
+            if a.origins and b.origins:
+                r = r.with_origins("difference")
+            return r
+        if isinstance(op, cst.Multiply):
+            if _same(node.left, node.right):
+                return Value(0.0, INF, a.nonzero, False, a.origins | {"square"}, a.guard)
+            return _mul(a, b)
+        if isinstance(op, cst.Divide):
+            return _div(a, b)
+        if isinstance(op, cst.Power):
+            return _pow(a, b)
+        return Value(origins=a.origins | b.origins)
+
+    def _subscript(self, node: cst.Subscript, ev) -> Value:  # type: ignore[no-untyped-def]
+        base = node.value
+        # x.shape[0], tf.shape(x)[0], x.size(0): sizes, which are positive for any real batch
+        if isinstance(base, cst.Attribute) and base.attr.value == "shape":
+            return POSITIVE.with_origins("size")
+        if isinstance(base, cst.Call):
+            op = self.index.op_of(base)
+            if op is not None and op.name == "shape":
+                return POSITIVE.with_origins("size")
+        return ev(base)
+
+    def _attribute(self, node: cst.Attribute, stmt: StmtInfo, env, depth, ev) -> Value:  # type: ignore[no-untyped-def]
+        attr = node.attr.value
+        qualified = self.index.qualify(node)
+        if qualified is not None:
+            if qualified.endswith((".pi", ".e")):
+                return const(math.pi if qualified.endswith(".pi") else math.e)
+            if qualified.endswith(".inf"):
+                return const(INF)
+            return ANY
+        if attr in ("eps", "tiny", "resolution", "smallest_normal") and isinstance(node.value, cst.Call):
+            op = self.index.op_of(node.value)
+            if op is not None and op.name == "finfo":
+                return POSITIVE.guarded("eps")
+        if isinstance(node.value, cst.Name) and node.value.value == "self":
+            return self._self_attr(attr, stmt, depth)
+        if attr in ("data", "T", "mT", "real"):
+            return ev(node.value)
+        return ANY
+
+    def _self_attr(self, attr: str, stmt: StmtInfo, depth: int) -> Value:
+        f = stmt.func
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is None or f.cls is None:
+            return ANY
+        defs = f.cls.self_attrs.get(attr, [])
+        if not defs:
+            return ANY
+        values = []
+        for d in defs:
+            if d.value is None or d.stmt is None:
+                return ANY
+            values.append(self.value(d.value, d.stmt, None, depth))
+        return hull(values)
+
+    # ---- names -----------------------------------------------------------------------------------------------
+    def _name_value(self, name: str, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
+        if name in env:
+            return env[name]
+        func = stmt.func
+        use_index = stmt.index
+        while func is not None:
+            defs = func.defs.get(name)
+            if defs:
+                return self._reaching(func, name, defs, use_index, stmt.path, depth)
+            # a closure reads the enclosing function's final value
+            use_index = 1 << 60
+            func = func.parent
+        defs = self.index.module_defs.get(name)
+        if defs:
+            index = stmt.index if stmt.func is None else 1 << 60
+            return self._reaching(None, name, defs, index, stmt.path, depth)
+        return ANY
+
+    def _name(self, name: str, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
+        v = self._name_value(name, stmt, env, depth)
+        if not v.origins and v.guard is None and name.lower() in PROB_VAR_NAMES and not v.is_constant:
+            # `probs = model(x)`: the name is all we know, and it says probability
+            return UNIT.with_origins("probability")
+        return v
+
+    def _reaching(self, func: FuncInfo | None, name: str, defs: list[Def], use_index: int,
+                  use_path: tuple[int, ...], depth: int) -> Value:
+        before = [d for d in defs if d.index < use_index]
+        if not before:
+            return ANY
+        reaching: list[Def] = []
+        for d in reversed(before):
+            reaching.append(d)
+            if d.path == use_path[: len(d.path)]:
+                break  # this definition runs on every path to the use
+        values = [self._def_value(func, d, depth) for d in reaching]
+        return hull(values)
+
+    def _def_value(self, func: FuncInfo | None, d: Def, depth: int) -> Value:
+        if d.kind == "param":
+            return self.param_value(func, d.name, depth) if func is not None else ANY
+        if d.value is None or d.stmt is None:
+            return ANY
+        v = self.value(d.value, d.stmt, None, depth)
+        if d.kind == "aug":
+            prev = self._name(d.name, d.stmt, {}, depth + 1)
+            op = d.operator
+            if isinstance(op, cst.AddAssign):
+                return _add(prev, v)
+            if isinstance(op, cst.SubtractAssign):
+                return _add(prev, _neg(v))
+            if isinstance(op, cst.MultiplyAssign):
+                return _mul(prev, v)
+            if isinstance(op, cst.DivideAssign):
+                return _div(prev, v)
+            return Value(origins=prev.origins | v.origins)
+        return v
+
+    def param_value(self, func: FuncInfo, name: str, depth: int = 0) -> Value:
+        """A parameter's fact: its role in a loss signature, its name, its default, or its callers' arguments."""
+        key = (id(func.node), name)
+        if key in self._param_cache:
+            return self._param_cache[key]
+        self._param_cache[key] = ANY  # recursion guard
+        result = self._param_value(func, name, depth)
+        self._param_cache[key] = result
+        return result
+
+    def _param_value(self, func: FuncInfo, name: str, depth: int) -> Value:
+        param = next((p for p in func.params if p.name == name), None)
+        if param is None:
+            return ANY
+        scope = self.scopes.scope_of_func(func)
+        role = scope.param_roles.get(name) if scope is not None else None
+        if role == "y_true":
+            return UNIT.with_origins("y_true")
+        if role == "y_pred":
+            return UNIT.with_origins("y_pred")
+        if role == "y_logits":
+            return ANY.with_origins("logits")
+        if param.default is not None:
+            lit = _literal(param.default)
+            if lit is not None:
+                # a `smooth=1.0` / `eps=1e-7` parameter: callers may override it, but a positive default states the
+                # intent, and reporting every call of a guarded loss would be noise.
+                if lit > 0:
+                    return Value(0.0, INF, True, False, frozenset(), "positive default")
+                return const(lit)
+        if scope is not None and scope.kind == "helper":
+            args = self._caller_args(func, param, depth)
+            if args:
+                return hull(args)
+        lname = name.lower()
+        if lname in TRUE_NAMES:
+            return UNIT.with_origins("y_true")
+        if lname in PRED_NAMES:
+            return UNIT.with_origins("y_pred")
+        if lname in LOGIT_NAMES:
+            return ANY.with_origins("logits")
+        if lname in MASK_NAMES:
+            return UNIT.with_origins("mask")
+        return ANY
+
+    def _caller_args(self, func: FuncInfo, param, depth: int) -> list[Value]:  # type: ignore[no-untyped-def]
+        out: list[Value] = []
+        for call, stmt in self.index.all_calls:
+            if self.callee(call, stmt) is not func:
+                continue
+            arg = _bound_arg(call, param)
+            if arg is None:
+                if param.default is not None:
+                    continue
+                return []
+            out.append(self.value(arg, stmt, None, depth))
+        return out
+
+    def callee(self, call: cst.Call, stmt: StmtInfo) -> FuncInfo | None:
+        return self.scopes._function_named(call.func, stmt)  # noqa: SLF001 - same package
+
+    # ---- calls -----------------------------------------------------------------------------------------------
+    def _call(self, node: cst.Call, stmt: StmtInfo, env, depth, ev) -> Value:  # type: ignore[no-untyped-def]
+        op = self.index.op_of(node)
+        args = _positional(node)
+        if op is None:
+            return self._helper_call(node, stmt, env, depth)
+        name = op.name
+        receiver = node.func.value if op.is_method and isinstance(node.func, cst.Attribute) else None
+        first = receiver if receiver is not None else (args[0] if args else None)
+        rest = args if receiver is not None else args[1:]
+
+        def arg(i: int, kw: tuple[str, ...] = ()) -> cst.BaseExpression | None:
+            for a in node.args:
+                if a.keyword is not None and a.keyword.value in kw:
+                    return a.value
+            return rest[i] if len(rest) > i else None
+
+        x = ev(first) if first is not None else ANY
+        if name in ("exp",):
+            return POSITIVE.with_origins("exp", *x.origins)
+        if name == "softplus":
+            return POSITIVE.with_origins("softplus")
+        if name == "sigmoid":
+            return UNIT.with_origins("sigmoid", "probability")
+        if name == "softmax":
+            return UNIT.with_origins("softmax", "probability")
+        if name in ("log_softmax", "log_sigmoid"):
+            return Value(-INF, 0.0, origins=frozenset({"log-probability"}))
+        if name == "epsilon":
+            return const(KERAS_EPSILON).guarded("eps")
+        if name in ("square",):
+            return Value(0.0, INF, x.nonzero, False, x.origins | {"square"}, x.guard)
+        if name == "abs":
+            hi = max(abs(x.lo), abs(x.hi))
+            return Value(0.0, hi, x.nonzero, False, x.origins, x.guard)
+        if name == "sqrt":
+            return Value(0.0, INF, x.positive, False, x.origins, x.guard)
+        if name == "pow":
+            e = arg(0, ("exponent", "y", "exp"))
+            return _pow(x, ev(e) if e is not None else ANY)
+        if name in ("log", "log2", "log10", "log1p"):
+            shifted = _add(x, const(1.0)) if name == "log1p" else x
+            if shifted.lo >= 1:
+                return Value(0.0, INF, origins=x.origins | {"log"})
+            return Value(origins=x.origins | {"log"})
+        if name == "negative":
+            return _neg(x)
+        if name == "add":
+            y = arg(0, ("y", "other"))
+            return _add(x, ev(y)) if y is not None else ANY
+        if name == "subtract":
+            y = arg(0, ("y", "other"))
+            if y is None:
+                return ANY
+            yv = ev(y)
+            r = _add(x, _neg(yv))
+            return r.with_origins("difference") if x.origins and yv.origins else r
+        if name == "multiply":
+            y = arg(0, ("y", "other"))
+            return _mul(x, ev(y)) if y is not None else ANY
+        if name == "divide":
+            y = arg(0, ("y", "other"))
+            return _div(x, ev(y)) if y is not None else ANY
+        if name == "reciprocal":
+            return _div(const(1.0), x)
+        if name == "divide_no_nan":
+            y = arg(0, ("y",))
+            yv = ev(y) if y is not None else ANY
+            r = _div(x, replace(yv, lo_open=True) if yv.nonneg else yv)
+            return r.guarded("divide_no_nan")
+        if name == "nan_to_num":
+            return x.guarded("nan_to_num")
+        if name == "maximum":
+            y = arg(0, ("y", "other", "min"))
+            if y is None:
+                return ANY
+            yv = ev(y)
+            lo, lo_open = (x.lo, x.lo_open) if x.lo > yv.lo or (x.lo == yv.lo and x.lo_open) else (yv.lo, yv.lo_open)
+            return Value(lo, max(x.hi, yv.hi), lo_open, False, x.origins, "maximum")
+        if name == "minimum":
+            y = arg(0, ("y", "other", "max"))
+            if y is None:
+                return ANY
+            yv = ev(y)
+            return Value(min(x.lo, yv.lo), min(x.hi, yv.hi), False, False, x.origins, x.guard)
+        if name == "clip":
+            lo_e = arg(0, ("clip_value_min", "min_value", "min", "a_min", "x_min", "lower"))
+            hi_e = arg(1, ("clip_value_max", "max_value", "max", "a_max", "x_max", "upper"))
+            lo_v = ev(lo_e) if lo_e is not None else None
+            hi_v = ev(hi_e) if hi_e is not None else None
+            lo, lo_open = x.lo, x.lo_open
+            if lo_v is not None and (lo_v.lo > lo or (lo_v.lo == lo and lo_v.lo_open)):
+                lo, lo_open = lo_v.lo, lo_v.lo_open
+            hi, hi_open = x.hi, x.hi_open
+            if hi_v is not None and (hi_v.hi < hi or (hi_v.hi == hi and hi_v.hi_open)):
+                hi, hi_open = hi_v.hi, hi_v.hi_open
+            return Value(lo, hi, lo_open, hi_open, x.origins, "clip")
+        if name == "where":
+            if len(args) >= 3:
+                cond, a, b = args[0], args[1], args[2]
+                va = _refine_by_condition(cond, a, True, ev(a))
+                vb = _refine_by_condition(cond, b, False, ev(b))
+                return hull([va, vb])
+            return ANY
+        if name in ("sum",):
+            if x.positive:
+                return POSITIVE.with_origins("sum", *x.origins)
+            if x.nonneg:
+                return NONNEG.with_origins("sum", *x.origins)
+            return Value(origins=x.origins | {"sum"})
+        if name == "mean":
+            return replace(x, origins=x.origins | {"mean"})
+        if name in ("max", "min", "identity", "cast", "constant"):
+            return x
+        if name == "prod":
+            return _sign_class(x)
+        if name in ("std", "var"):
+            return NONNEG.with_origins("std", *x.origins)
+        if name == "norm":
+            return Value(0.0, INF, x.positive, False, x.origins | {"norm"})
+        if name == "count_nonzero":
+            return NONNEG.with_origins("count")
+        if name in ("size", "shape"):
+            return POSITIVE.with_origins("size")
+        if name == "ones_like":
+            return const(1.0)
+        if name == "zeros_like":
+            return const(0.0)
+        if name in ("greater", "greater_equal", "not_equal", "equal", "less"):
+            return UNIT.with_origins("mask")
+        if name == "fused_loss":
+            return NONNEG.with_origins("loss")
+        if name == "logsumexp":
+            return ANY.with_origins("logsumexp")
+        return ANY
+
+    def _helper_call(self, node: cst.Call, stmt: StmtInfo, env, depth) -> Value:  # type: ignore[no-untyped-def]
+        f = self.callee(node, stmt)
+        if f is None or not f.returns or depth > _MAX_DEPTH - 10:
+            # `x.size(0)` on a tensor is a size
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "numel", "dim"):
+                return POSITIVE.with_origins("size")
+            return ANY
+        bound: dict[str, Value] = {}
+        for p in f.params:
+            a = _bound_arg(node, p)
+            if a is not None:
+                bound[p.name] = self.value(a, stmt, env or None, depth)
+        key = (id(f.node), tuple(sorted(bound.items(), key=lambda kv: kv[0])))
+        try:
+            cached = self._helper_cache.get(key)
+        except TypeError:
+            cached = None
+        if cached is not None:
+            return cached
+        values = [self.value(ret, rstmt, bound, depth + 2) for ret, rstmt in f.returns]
+        result = hull(values)
+        try:
+            self._helper_cache[key] = result
+        except TypeError:
+            pass
+        return result
+
+
+def _positional(call: cst.Call) -> list[cst.BaseExpression]:
+    return [a.value for a in call.args if a.keyword is None and not a.star]
+
+
+def _bound_arg(call: cst.Call, param) -> cst.BaseExpression | None:  # type: ignore[no-untyped-def]
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == param.name:
+            return a.value
+    if param.position >= 0:
+        pos = _positional(call)
+        if len(pos) > param.position and not any(a.star for a in call.args):
+            return pos[param.position]
+    return None
+
+
+# ---- patterns shared by several rules ------------------------------------------------------------------------
+
+def activation_under_log(facts: Facts, arg: cst.BaseExpression, stmt: StmtInfo, depth: int = 0) -> str | None:
+    """If `arg` is (a name bound to) softmax(x), sigmoid(x), 1 - sigmoid(x) or 1 + exp(-x) with no guard in
+    between, name the pattern; `log` of it should be the fused op (LL102)."""
+    if depth > 4:
+        return None
+    index = facts.index
+    if isinstance(arg, cst.Call):
+        op = index.op_of(arg)
+        if op is not None:
+            if op.name in ("softmax", "sigmoid"):
+                return op.name
+            if op.name in ("identity", "cast"):
+                inner = arg.func.value if op.is_method and isinstance(arg.func, cst.Attribute) else (
+                    _positional(arg)[0] if _positional(arg) else None)
+                return activation_under_log(facts, inner, stmt, depth + 1) if inner is not None else None
+        return None
+    if isinstance(arg, cst.BinaryOperation):
+        left = _literal(arg.left)
+        if left == 1.0 and isinstance(arg.operator, cst.Subtract):
+            inner = activation_under_log(facts, arg.right, stmt, depth + 1)
+            return "1 - sigmoid" if inner == "sigmoid" else None
+        if left == 1.0 and isinstance(arg.operator, cst.Add) and isinstance(arg.right, cst.Call):
+            op = index.op_of(arg.right)
+            if op is not None and op.name == "exp":
+                return "1 + exp"
+        return None
+    if isinstance(arg, cst.Name):
+        d = _single_reaching_def(facts, arg.value, stmt)
+        if d is not None and d.value is not None and d.stmt is not None:
+            return activation_under_log(facts, d.value, d.stmt, depth + 1)
+    return None
+
+
+def _single_reaching_def(facts: Facts, name: str, stmt: StmtInfo) -> Def | None:
+    defs = stmt.func.defs.get(name) if stmt.func is not None else facts.index.module_defs.get(name)
+    if not defs:
+        return None
+    before = [d for d in defs if d.index < stmt.index]
+    if not before:
+        return None
+    last = before[-1]
+    if last.kind != "assign" or last.path != stmt.path[: len(last.path)]:
+        return None
+    return last
+
+
+def origin_phrase(v: Value) -> str:
+    """Words for where a value comes from, for messages."""
+    o = v.origins
+    for tag, words in (("softmax", "a softmax output"), ("sigmoid", "a sigmoid output"), ("y_pred", "y_pred"),
+                       ("y_true", "y_true"), ("count", "a count"), ("mask", "a mask sum"), ("norm", "a norm"),
+                       ("std", "a standard deviation"), ("logits", "logits"), ("difference", "a difference"),
+                       ("ratio", "a ratio"), ("sum", "a sum")):
+        if tag in o:
+            return words
+    return "a value"

@@ -1,0 +1,93 @@
+"""The rule plugin API: a rule is one small class in one module of `losslint.rules`.
+
+Like a Fixit rule, it visits libcst nodes and reports; its documentation sections and VALID/INVALID examples live on
+the class, `docs/rules/` is generated from them, and the test suite runs every example.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import libcst as cst
+
+from losslint.model import Severity
+
+if TYPE_CHECKING:
+    from losslint.analysis.facts import Value
+    from losslint.analysis.index import StmtInfo
+    from losslint.analysis.ops import Op
+    from losslint.engine import RuleContext
+
+
+@dataclass(frozen=True)
+class Valid:
+    """Code on which the rule must stay silent."""
+
+    source: str
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        return textwrap.dedent(self.source).lstrip("\n")
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Code on which the rule must report `code` on `line` (1-based, in the dedented text)."""
+
+    source: str
+    code: str
+    line: int
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        return textwrap.dedent(self.source).lstrip("\n")
+
+
+class Rule:
+    """Base class. Subclasses set the class attributes and define `visit_<Node>` methods."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity] = Severity.WARNING
+    summary: ClassVar[str]  # one line, for `losslint rules`
+    # Ruff-style documentation sections.
+    what_it_does: ClassVar[str]
+    why_bad: ClassVar[str]
+    example: ClassVar[str]
+    use_instead: ClassVar[str]
+    fix_safety: ClassVar[str] = "This rule offers no automatic fix yet."
+    frameworks: ClassVar[tuple[str, ...]] = ("tensorflow", "keras", "torch", "jax", "numpy")
+    # Numeric rules look only inside loss scopes; pipeline rules look at the whole module.
+    scoped: ClassVar[bool] = True
+    VALID: ClassVar[list[Valid]] = []
+    INVALID: ClassVar[list[Invalid]] = []
+
+    def __init__(self, context: "RuleContext") -> None:
+        self.context = context
+
+    # ---- helpers for subclasses ------------------------------------------------------------------------------
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        self.context.report(self, node, message)
+
+    def op_of(self, call: cst.Call) -> "Op | None":
+        return self.context.index.op_of(call)
+
+    def value(self, node: cst.BaseExpression) -> "Value":
+        return self.context.value(node)
+
+    @property
+    def stmt(self) -> "StmtInfo | None":
+        return self.context.stmt
+
+    def source_of(self, node: cst.CSTNode, limit: int = 40) -> str:
+        text = self.context.code_for(node)
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    @classmethod
+    def docs_url(cls) -> str:
+        return f"https://github.com/losslint/losslint/blob/main/docs/rules/{cls.code}-{cls.name}.md"

@@ -1,0 +1,162 @@
+"""LL102 log-of-activation: log(softmax(x)), log(sigmoid(x)), log(1 - sigmoid(x)), log(1 + exp(x))."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from losslint.analysis.facts import activation_under_log
+from losslint.rules.base import Invalid, Rule, Valid
+
+_FUSED = {
+    "softmax": "log_softmax(x) (or a cross-entropy with from_logits=True)",
+    "sigmoid": "log_sigmoid(x) = -softplus(-x) (or a binary cross-entropy with from_logits=True)",
+    "1 - sigmoid": "log_sigmoid(-x) = -softplus(x)",
+    "1 + exp": "softplus(x)",
+}
+
+
+class LogOfActivation(Rule):
+    code = "LL102"
+    name = "log-of-activation"
+    summary = "log(softmax(x)), log(sigmoid(x)), log(1 - sigmoid(x)), log(1 + exp(x)): use the fused op"
+    what_it_does = (
+        "Finds a `log` applied directly to a softmax or sigmoid output (or to a name bound to one, or to "
+        "`1 - sigmoid(x)`, or `1 + exp(x)`) with no guard in between, in every framework's spelling."
+    )
+    why_bad = (
+        "The activation saturates first and the log sees the rounded result: in float32 `softmax` returns exactly 0 "
+        "once a logit gap exceeds about 87 and `sigmoid(x)` is exactly 1 for x > 17, so `log` gives `-inf` and the "
+        "gradient NaN. `1 + exp(x)` overflows to inf for x > 88. The fused ops compute the same values in log space "
+        "and stay finite."
+    )
+    example = """\
+        def loss(labels, logits):
+            return -tf.reduce_sum(labels * tf.math.log(tf.nn.softmax(logits)), axis=-1)
+    """
+    use_instead = """\
+        def loss(labels, logits):
+            return -tf.reduce_sum(labels * tf.nn.log_softmax(logits), axis=-1)
+    """
+    fix_safety = (
+        "No automatic fix yet. The planned rewrite (`log_softmax`, `log_sigmoid`/`softplus`) equals the original "
+        "wherever the original is finite, so it will be offered as safe once the TensorFlow confirmation has run."
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        op = self.op_of(node)
+        if op is None or op.name not in ("log", "log2", "log10"):
+            return
+        if op.is_method:
+            arg = node.func.value  # type: ignore[attr-defined]
+        else:
+            positional = [a.value for a in node.args if a.keyword is None and not a.star]
+            if not positional:
+                return
+            arg = positional[0]
+        pattern = activation_under_log(self.context.facts, arg, self.stmt)
+        if pattern is None:
+            return
+        self.report(node, f"log of {pattern}(...) (`{self.source_of(arg)}`) saturates to -inf in float32 and its "
+                          f"gradient to NaN: use {_FUSED[pattern]}")
+
+    VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            def loss(labels, logits):
+                return -tf.reduce_sum(labels * tf.nn.log_softmax(logits), axis=-1)
+        """, "log_softmax"),
+        Valid("""
+            import torch.nn.functional as F
+
+            def loss_fn(logits, target):
+                return F.nll_loss(F.log_softmax(logits, dim=1), target)
+        """, "torch log_softmax + nll_loss"),
+        Valid("""
+            import tensorflow as tf
+
+            def bce_loss(labels, logits):
+                return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        """, "fused sigmoid cross-entropy"),
+        Valid("""
+            import jax
+            import jax.numpy as jnp
+
+            def loss_fn(labels, logits):
+                return -jnp.mean(labels * jax.nn.log_sigmoid(logits) + (1 - labels) * jax.nn.log_sigmoid(-logits))
+        """, "jax log_sigmoid"),
+        Valid("""
+            import tensorflow as tf
+
+            def loss(labels, logits):
+                p = tf.nn.softmax(logits)
+                p = tf.clip_by_value(p, 1e-7, 1.0)
+                return -tf.reduce_sum(labels * tf.math.log(p), axis=-1)
+        """, "clipped before the log: guarded"),
+        Valid("""
+            import torch
+
+            def focal_loss(logits, target, gamma=2.0):
+                logp = torch.log_softmax(logits, dim=-1)
+                p = logp.exp()
+                return -((1 - p) ** gamma * logp * target).sum(-1).mean()
+        """, "focal loss in log space"),
+        Valid("""
+            import tensorflow as tf
+
+            def loss(y_true, logits):
+                return tf.reduce_mean(tf.math.softplus(-y_true * logits))
+        """, "softplus instead of log(1 + exp(x))"),
+    ]
+    INVALID = [
+        Invalid("""
+            import tensorflow as tf
+
+            def loss(labels, logits):
+                return -tf.reduce_sum(labels * tf.math.log(tf.nn.softmax(logits)), axis=-1)
+        """, "LL102", 4, "TF2 log(softmax)"),
+        Invalid("""
+            import tensorflow as tf
+
+            x = tf.placeholder(tf.float32, [None, 784])
+            y_ = tf.placeholder(tf.float32, [None, 10])
+            y = tf.nn.softmax(tf.matmul(x, W) + b)
+            cross_entropy = tf.reduce_mean(-tf.reduce_sum(y_ * tf.log(y), reduction_indices=[1]))
+            train_step = tf.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
+        """, "LL102", 6, "the TF1 MNIST tutorial"),
+        Invalid("""
+            import torch
+            import torch.nn.functional as F
+
+            def loss_fn(logits, target):
+                return F.nll_loss(torch.log(F.softmax(logits, dim=1)), target)
+        """, "LL102", 5, "torch log(softmax)"),
+        Invalid("""
+            import torch
+
+            def bce_loss(logits, target):
+                p = logits.sigmoid()
+                return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
+        """, "LL102", 5, "tensor methods: sigmoid then .log()"),
+        Invalid("""
+            from keras import ops
+
+            def binary_loss(y_true, logits):
+                pos = y_true * ops.log(ops.sigmoid(logits))
+                return -ops.mean(pos)
+        """, "LL102", 4, "keras.ops log(sigmoid) and log(1 - sigmoid)"),
+        Invalid("""
+            import jax.numpy as jnp
+            import jax
+
+            def loss_fn(labels, logits):
+                return jnp.mean(jnp.log(1 + jnp.exp(-labels * logits)))
+        """, "LL102", 5, "log(1 + exp(x)) is softplus"),
+        Invalid("""
+            from tensorflow.keras import backend as K
+
+            def cce(y_true, y_pred):
+                probs = K.softmax(y_pred)
+                return -K.sum(y_true * K.log(probs), axis=-1)
+        """, "LL102", 5, "Keras backend, through a name"),
+    ]

@@ -688,10 +688,11 @@ def _single_reaching_def(facts: Facts, name: str, stmt: StmtInfo) -> Def | None:
 def origin_phrase(v: Value) -> str:
     """Words for where a value comes from, for messages."""
     o = v.origins
-    for tag, words in (("softmax", "a softmax output"), ("sigmoid", "a sigmoid output"), ("y_pred", "y_pred"),
-                       ("y_true", "y_true"), ("count", "a count"), ("mask", "a mask sum"), ("norm", "a norm"),
-                       ("std", "a standard deviation"), ("logits", "logits"), ("difference", "a difference"),
-                       ("ratio", "a ratio"), ("sum", "a sum")):
+    for tag, words in (("softmax", "a softmax output"), ("sigmoid", "a sigmoid output"), ("count", "a count"),
+                       ("mask", "a mask sum" if "sum" in o else "a mask"), ("norm", "a norm"),
+                       ("std", "a standard deviation"), ("sum", "a sum"), ("y_pred", "y_pred"), ("y_true", "y_true"),
+                       ("probability", "a probability"), ("logits", "logits"), ("difference", "a difference"),
+                       ("ratio", "a ratio")):
         if tag in o:
             return words
     return "a value"

@@ -28,7 +28,7 @@ MASK_NAMES = frozenset({"mask", "masks", "pos_mask", "neg_mask", "valid_mask", "
 _LOSS_WORDS = ("loss", "xent", "nll", "dice", "crossentropy", "cross_entropy", "objective", "focal", "jaccard",
                "tversky", "hinge", "contrastive", "triplet", "kld", "kl_div", "elbo", "criterion", "cost")
 _LOSS_NAME_RE = re.compile(r"(?:^|_)(?:" + "|".join(_LOSS_WORDS) + r")(?:$|_|es$|s$)")
-_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _LOSS_MODULE_RE = re.compile(r"(?:^|_)(?:loss|losses|cost|costs|objective|objectives|criterion|criterions)$")
 
 # Strength order: an explicit use as a loss beats a naming convention, which beats being a helper.

@@ -1,0 +1,151 @@
+"""Command line: argument parsing and exit codes. Calls `losslint.api`, picks a renderer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from losslint import __version__
+from losslint.api import SelectionError, Settings, lint_paths, lint_source
+from losslint.model import FileResult
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="losslint", description="Lint custom loss functions in deep-learning code.")
+    p.add_argument("--version", action="version", version=f"losslint {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="lint files and folders")
+    check.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .); - reads stdin")
+    check.add_argument("--format", choices=("text", "concise", "json"), default="text")
+    check.add_argument("--output-file", help="write the report here instead of stdout")
+    check.add_argument("--select", type=_csv, default=None, help="codes, prefixes or names to enable")
+    check.add_argument("--extend-select", type=_csv, default=[], help="add to the selection")
+    check.add_argument("--ignore", type=_csv, default=[], help="codes, prefixes or names to disable")
+    check.add_argument("--exclude", type=_csv, default=[], help="gitignore-style globs to skip when walking")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when findings remain")
+    check.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
+    check.add_argument("--quiet", action="store_true", help="print only the summary and file errors")
+    check.add_argument("--stdin-filename", default="<stdin>", help="the name to report for - (stdin)")
+    check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+
+    rule = sub.add_parser("rule", help="print a rule's page")
+    rule.add_argument("rule", help="code or name, e.g. LL101 or unguarded-log")
+
+    rules = sub.add_parser("rules", help="list every rule")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "rules":
+            return _rules(args)
+        if args.command == "rule":
+            return _rule(args)
+        parser.print_help()
+        return EXIT_ERROR
+    except SelectionError as err:
+        print(f"losslint: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = Settings(
+        select=tuple(args.select) if args.select else ("LL",),
+        extend_select=tuple(args.extend_select),
+        ignore=tuple(args.ignore),
+        exclude=tuple(args.exclude),
+    )
+    if args.paths == ["-"]:
+        results = [lint_source(sys.stdin.read(), args.stdin_filename, settings)]
+    else:
+        results = _lint_with_progress(args, settings)
+    out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout  # noqa: SIM115
+    try:
+        if args.format == "text":
+            from losslint.outputs.text import print_text
+
+            console = Console(file=out, highlight=False, soft_wrap=True) if args.output_file is None else \
+                Console(file=out, highlight=False, soft_wrap=True, no_color=True, force_terminal=False)
+            print_text(results, console, quiet=args.quiet)
+        else:
+            from losslint.outputs import renderer
+
+            out.write(renderer(args.format)(results))
+    finally:
+        if args.output_file:
+            out.close()
+    return _exit_code(results, args.exit_zero)
+
+
+def _lint_with_progress(args: argparse.Namespace, settings: Settings) -> list[FileResult]:
+    # A progress bar only for people: stderr is a terminal and the output is text.
+    if args.no_progress or args.format != "text" or not sys.stderr.isatty():
+        return lint_paths(args.paths, settings, jobs=args.jobs)
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("linting", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return lint_paths(args.paths, settings, jobs=args.jobs, progress=tick)
+
+
+def _exit_code(results: list[FileResult], exit_zero: bool) -> int:
+    if exit_zero:
+        return EXIT_CLEAN
+    if any(r.diagnostics or r.error for r in results):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from losslint.rules import all_rules
+
+    rules = all_rules()
+    if args.format == "json":
+        print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity.label, "summary": r.summary,
+                           "url": r.docs_url()} for r in rules], indent=2))
+        return EXIT_CLEAN
+    console = Console(highlight=False, soft_wrap=True)
+    for r in rules:
+        console.print(f"[bold]{r.code}[/bold]  {r.name:<28} {r.severity.label:<8} {r.summary}")
+    return EXIT_CLEAN
+
+
+def _rule(args: argparse.Namespace) -> int:
+    from losslint.docs import rule_page
+    from losslint.rules import rule_by_id
+
+    r = rule_by_id(args.rule)
+    if r is None:
+        print(f"losslint: error: unknown rule {args.rule!r} (see `losslint rules`)", file=sys.stderr)
+        return EXIT_ERROR
+    sys.stdout.write(rule_page(r))
+    return EXIT_CLEAN
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Position conversion at the output edge: code points (internal) to UTF-16 units (LSP/JSON) or 1-based text."""
+
+from __future__ import annotations
+
+from losslint.model import Position
+
+
+def utf16_column(line_text: str, column: int) -> int:
+    prefix = line_text[:column]
+    return column + sum(1 for ch in prefix if ord(ch) > 0xFFFF)
+
+
+class LineIndex:
+    """The lines of one source, for converting positions."""
+
+    def __init__(self, source: str | None) -> None:
+        self.lines = source.splitlines() if source else []
+
+    def line(self, n: int) -> str:
+        return self.lines[n] if 0 <= n < len(self.lines) else ""
+
+    def utf16(self, pos: Position) -> dict[str, int]:
+        return {"line": pos.line, "character": utf16_column(self.line(pos.line), pos.column)}
+
+    @staticmethod
+    def one_based(pos: Position) -> tuple[int, int]:
+        return pos.line + 1, pos.column + 1

@@ -76,3 +76,10 @@ def render(results: list[FileResult]) -> str:
         "summary": {"files": s.files, "findings": s.findings, "errors": s.errors, "fixable": s.fixable},
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema this output follows, shipped in the package."""
+    from importlib.resources import files
+
+    return json.loads(files("losslint.schemas").joinpath("check-output.schema.json").read_text(encoding="utf-8"))

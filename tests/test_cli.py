@@ -1,0 +1,136 @@
+"""The command line through the real entry point: exit codes, formats, the JSON schema, positions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from losslint.outputs.json_output import schema
+
+BUGGY = '''import tensorflow as tf
+
+
+def crossentropy(y_true, y_pred):
+    return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)
+'''
+CLEAN = '''import tensorflow as tf
+
+
+def crossentropy(y_true, y_pred):
+    y_pred = tf.clip_by_value(y_pred, 1e-7, 1.0 - 1e-7)
+    return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "buggy.py").write_text(BUGGY, encoding="utf-8")
+    (tmp_path / "clean.py").write_text(CLEAN, encoding="utf-8")
+    return tmp_path
+
+
+def test_exit_1_with_findings_and_0_when_clean(run_cli, project):
+    assert run_cli("check", str(project / "buggy.py")).returncode == 1
+    clean = run_cli("check", str(project / "clean.py"))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert run_cli("check", "--exit-zero", str(project / "buggy.py")).returncode == 0
+
+
+def test_exit_2_on_usage_errors(run_cli, project):
+    assert run_cli("check", "--select", "LL999", str(project)).returncode == 2
+    assert run_cli("check", "--format", "nope", str(project)).returncode == 2
+    assert run_cli("rule", "LL999").returncode == 2
+
+
+def test_select_and_ignore_by_code_prefix_and_name(run_cli, project):
+    assert run_cli("check", "--ignore", "LL101", str(project / "buggy.py")).returncode == 0
+    assert run_cli("check", "--ignore", "unguarded-log", str(project / "buggy.py")).returncode == 0
+    assert run_cli("check", "--select", "LL10", str(project / "buggy.py")).returncode == 1
+    assert run_cli("check", "--select", "LL103", str(project / "buggy.py")).returncode == 0
+
+
+def test_text_output_shows_source_caret_scope_and_summary(run_cli, project):
+    out = run_cli("check", str(project)).stdout
+    assert "buggy.py:5:36: LL101" in out
+    assert "return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)" in out
+    caret_line = next(line for line in out.splitlines() if "^" in line)
+    src_line = next(line for line in out.splitlines() if "tf.math.log(y_pred)" in line and "|" in line)
+    assert caret_line.index("^") == src_line.index("tf.math.log")
+    assert caret_line.count("^") == len("tf.math.log(y_pred)")
+    assert "loss-style function `crossentropy`" in out
+    assert "Found 1 finding, 2 files checked." in out
+
+
+def test_concise_output(run_cli, project):
+    out = run_cli("check", "--format", "concise", str(project / "buggy.py")).stdout
+    assert out.strip().endswith("LL101 log of `y_pred` (y_pred), which can be 0: the loss becomes -inf and its "
+                                "gradient NaN")
+    assert out.startswith(f"{project / 'buggy.py'}:5:36: LL101 ")
+
+
+def test_json_output_validates_against_the_shipped_schema(run_cli, project):
+    proc = run_cli("check", "--format", "json", str(project))
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, schema())
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    diag = by_name["buggy.py"]["diagnostics"][0]
+    assert diag["code"] == "LL101" and diag["severity"] == 2 and diag["source"] == "losslint"
+    assert diag["range"] == {"start": {"line": 4, "character": 35}, "end": {"line": 4, "character": 54}}
+    assert diag["data"]["scope"] == "loss-style function `crossentropy` (y_true, y_pred)"
+    assert diag["codeDescription"]["href"].endswith("docs/rules/LL101-unguarded-log.md")
+    assert by_name["clean.py"]["diagnostics"] == [] and by_name["clean.py"]["error"] is None
+    assert doc["summary"] == {"files": 2, "findings": 1, "errors": 0, "fixable": 0}
+    assert by_name["buggy.py"]["uri"].startswith("file:///")
+
+
+def test_json_positions_count_utf16_code_units(run_cli, tmp_path):
+    # U+1F600 is two UTF-16 units but one code point: the column after it must count 2.
+    src = BUGGY.replace("    return -tf", "    s = '\U0001F600'; return -tf")
+    (tmp_path / "emoji.py").write_text(src, encoding="utf-8")
+    doc = json.loads(run_cli("check", "--format", "json", str(tmp_path / "emoji.py")).stdout)
+    start = doc["files"][0]["diagnostics"][0]["range"]["start"]
+    line = src.splitlines()[4]
+    code_points = line.index("tf.math.log")
+    assert start == {"line": 4, "character": code_points + 1}
+    text = run_cli("check", "--format", "concise", str(tmp_path / "emoji.py")).stdout
+    assert f":5:{code_points + 1}: LL101" in text  # text formats count code points, 1-based
+
+
+def test_stdin_with_filename(run_cli):
+    proc = run_cli("check", "--format", "concise", "--stdin-filename", "snippet.py", "-", stdin=BUGGY)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("snippet.py:5:36: LL101")
+
+
+def test_output_file(run_cli, project, tmp_path):
+    target = tmp_path / "report.json"
+    proc = run_cli("check", "--format", "json", "--output-file", str(target), str(project / "buggy.py"))
+    assert proc.returncode == 1 and proc.stdout == ""
+    jsonschema.validate(json.loads(target.read_text(encoding="utf-8")), schema())
+
+
+def test_files_without_a_framework_import_are_skipped(run_cli, tmp_path):
+    (tmp_path / "plain.py").write_text("import math\n\ndef loss(y_true, y_pred):\n    return math.log(y_pred)\n")
+    proc = run_cli("check", str(tmp_path))
+    assert proc.returncode == 0
+    assert "1 without a deep-learning import skipped" in proc.stdout
+
+
+def test_no_progress_bar_in_machine_formats(run_cli, project):
+    proc = run_cli("check", "--format", "json", str(project))
+    assert proc.stderr == ""
+
+
+def test_rules_and_rule_pages(run_cli):
+    listing = run_cli("rules").stdout
+    for code in ("LL101", "LL102", "LL103"):
+        assert code in listing
+    rules = json.loads(run_cli("rules", "--format", "json").stdout)
+    assert {r["code"] for r in rules} >= {"LL101", "LL102", "LL103"}
+    page = run_cli("rule", "unguarded-division").stdout
+    for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
+        assert section in page
+    assert run_cli("rule", "LL101").stdout.startswith("# LL101 unguarded-log")

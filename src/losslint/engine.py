@@ -18,6 +18,7 @@ from losslint.analysis.facts import Facts, Value
 from losslint.analysis.index import ModuleIndex, StmtInfo
 from losslint.analysis.ops import FRAMEWORK_ROOTS
 from losslint.analysis.scopes import Scope, ScopeMap
+from losslint.analysis.walk import Dispatch, walk
 from losslint.model import Diagnostic, FileError, FileResult, Position, Range, Severity
 from losslint.rules import all_rules
 from losslint.rules.base import Rule
@@ -73,29 +74,31 @@ class RuleContext:
         self.reports.append(_Report(rule, node, message, self.scope))
 
 
-class _Dispatcher(cst.CSTVisitor):
-    """One visitor that fans each node out to every rule's `visit_<Node>` / `leave_<Node>`."""
+class _Dispatcher:
+    """Fans each node out to every rule's `visit_<Node>` / `leave_<Node>`, tracking statement and loss scope."""
 
     def __init__(self, context: RuleContext, rules: list[Rule]) -> None:
-        super().__init__()
         self.ctx = context
         self.visits: dict[str, list[tuple[bool, object]]] = {}
         self.leaves: dict[str, list[tuple[bool, object]]] = {}
         for rule in rules:
-            for attr in dir(rule):
-                if attr.startswith("visit_"):
-                    self.visits.setdefault(attr[6:], []).append((rule.scoped, getattr(rule, attr)))
-                elif attr.startswith("leave_"):
-                    self.leaves.setdefault(attr[6:], []).append((rule.scoped, getattr(rule, attr)))
+            for kind, fn in Dispatch.handlers(rule, "visit_").items():
+                self.visits.setdefault(kind, []).append((rule.scoped, fn))
+            for kind, fn in Dispatch.handlers(rule, "leave_").items():
+                self.leaves.setdefault(kind, []).append((rule.scoped, fn))
         self._pushed: dict[int, tuple[bool, bool]] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
+    def run(self, module: cst.Module) -> None:
+        walk(module, self.on_visit, self.on_leave)
+
+    def on_visit(self, node: cst.CSTNode) -> None:
         ctx = self.ctx
         key = id(node)
         stmt = ctx.index.stmt_info.get(key)
         if stmt is not None:
             ctx.stmt_stack.append(stmt)
-        scope = ctx.scopes.by_func.get(key) or ctx.scopes.by_stmt.get(key) or ctx.scopes.by_with.get(key)
+        scopes = ctx.scopes
+        scope = scopes.by_func.get(key) or scopes.by_stmt.get(key) or scopes.by_with.get(key)
         if scope is not None:
             ctx.scope_stack.append(scope)
         if stmt is not None or scope is not None:
@@ -106,16 +109,15 @@ class _Dispatcher(cst.CSTVisitor):
             for scoped, fn in handlers:
                 if in_scope or not scoped:
                     fn(node)  # type: ignore[operator]
-        return True
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        handlers = self.leaves.get(type(original_node).__name__)
+    def on_leave(self, node: cst.CSTNode) -> None:
+        handlers = self.leaves.get(type(node).__name__)
         if handlers:
             in_scope = bool(self.ctx.scope_stack)
             for scoped, fn in handlers:
                 if in_scope or not scoped:
-                    fn(original_node)  # type: ignore[operator]
-        pushed = self._pushed.pop(id(original_node), None)
+                    fn(node)  # type: ignore[operator]
+        pushed = self._pushed.pop(id(node), None)
         if pushed is not None:
             if pushed[1]:
                 self.ctx.scope_stack.pop()
@@ -146,7 +148,7 @@ def lint_module_source(source: str, path: str = "<stdin>", rules: Iterable[type[
         facts = Facts(index, scopes)
         ctx = RuleContext(path, module, index, scopes, facts)
         instances = [cls(ctx) for cls in rule_classes]
-        module.visit(_Dispatcher(ctx, instances))
+        _Dispatcher(ctx, instances).run(module)
         diagnostics = _diagnostics(module, ctx.reports, severity_overrides or {})
     except RecursionError:
         return FileResult(path, source, error=FileError(

@@ -13,6 +13,7 @@ import libcst as cst
 
 from losslint.analysis.names import ImportTable, dotted_name
 from losslint.analysis.ops import Op, op_for_method, op_for_qualified
+from losslint.analysis.walk import Dispatch, walk
 
 
 @dataclass(eq=False)
@@ -30,7 +31,7 @@ class Def:
     """One binding of a name: `x = value`, `x += value`, a `for` target, a parameter."""
 
     name: str
-    kind: str  # "assign" | "aug" | "param" | "unknown"
+    kind: str  # "assign" | "aug" | "store" (`x[i] = v`) | "param" | "unknown"
     value: cst.BaseExpression | None
     stmt: StmtInfo | None
     operator: cst.BaseBinaryOp | None = None  # for "aug"
@@ -94,11 +95,10 @@ class WithInfo:
     context_ops: list[str]  # qualified names of the context managers called
 
 
-class ModuleIndex(cst.CSTVisitor):
+class ModuleIndex:
     """Built once per file by `ModuleIndex.build(module)`."""
 
     def __init__(self, module: cst.Module, path: str = "") -> None:
-        super().__init__()
         self.module = module
         self.path = path
         self.imports = ImportTable()
@@ -111,6 +111,9 @@ class ModuleIndex(cst.CSTVisitor):
         self.withs: list[WithInfo] = []
         self.stmt_info: dict[int, StmtInfo] = {}
         self.func_of_node: dict[int, FuncInfo] = {}
+        # id(block) -> id of the `if` statement whose chain (if / elif / else) it is a branch of: definitions in one
+        # branch never reach a use in another.
+        self.branch_chain: dict[int, int] = {}
         self._counter = 0
         self._blocks: list[int] = []
         self._funcs: list[FuncInfo] = []
@@ -120,7 +123,20 @@ class ModuleIndex(cst.CSTVisitor):
     @classmethod
     def build(cls, module: cst.Module, path: str = "") -> "ModuleIndex":
         index = cls(module, path)
-        module.visit(index)
+        visits = Dispatch.handlers(index, "visit_")
+        leaves = Dispatch.handlers(index, "leave_")
+
+        def enter(node: cst.CSTNode) -> None:
+            fn = visits.get(type(node).__name__)
+            if fn is not None:
+                fn(node)
+
+        def leave(node: cst.CSTNode) -> None:
+            fn = leaves.get(type(node).__name__)
+            if fn is not None:
+                fn(node)
+
+        walk(module, enter, leave)
         return index
 
     # ---- resolution helpers used by every analysis -------------------------------------------------------------
@@ -169,7 +185,17 @@ class ModuleIndex(cst.CSTVisitor):
     def _compound(self, node: cst.CSTNode) -> None:
         self._enter_stmt(node)
 
-    visit_If = visit_For = visit_While = visit_Try = visit_Match = _compound  # type: ignore[assignment]
+    visit_For = visit_While = visit_Try = visit_Match = _compound  # type: ignore[assignment]
+
+    def visit_If(self, node: cst.If) -> None:
+        self._compound(node)
+        chain = self.branch_chain.get(id(node), id(node))  # an `elif` was registered by the `if` it hangs from
+        self.branch_chain[id(node.body)] = chain
+        orelse = node.orelse
+        if isinstance(orelse, cst.If):
+            self.branch_chain[id(orelse)] = chain
+        elif isinstance(orelse, cst.Else):
+            self.branch_chain[id(orelse.body)] = chain
 
     def leave_If(self, node: cst.If) -> None:
         self._leave_stmt()
@@ -279,6 +305,9 @@ class ModuleIndex(cst.CSTVisitor):
                 if isinstance(inner, cst.StarredElement):
                     inner = inner.value
                 self._bind_target(inner, None)
+        elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and value is not None:
+            # `m[i, j] = 1` changes some elements of `m`: a "store" widens the value `m` had before
+            self._bind(target.value.value, "store", value)
         elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) \
                 and target.value.value == "self" and self._funcs and self._funcs[-1].cls is not None:
             cls = self._funcs[-1].cls

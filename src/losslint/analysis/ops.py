@@ -150,7 +150,8 @@ _SPEC: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "identity": [
         (TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND,
          ("reshape", "squeeze", "expand_dims", "transpose", "identity", "flatten", "ravel")),
-        (TORCH, ("unsqueeze", "flatten", "permute")),
+        (TORCH, ("unsqueeze", "flatten", "permute", "clone", "repeat_interleave")),
+        (TF + KERAS_OPS + NUMPY_LIKE, ("tile", "repeat", "broadcast_to")),
         (TF + KERAS_BACKEND, ("stop_gradient", "boolean_mask", "gather", "gather_nd")),
         (JAX_LAX, ("stop_gradient",)),
         (TORCH, ("index_select", "masked_select", "gather")),
@@ -165,6 +166,12 @@ _SPEC: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "epsilon": [(KERAS_BACKEND + KERAS_CONFIG, ("epsilon",))],
     "finfo": [(TORCH + NUMPY_LIKE, ("finfo",))],
     "ones_like": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("ones_like",))],
+    # Tensor constructors: masks are often built as `zeros(...)` then filled by index stores (`m[i, j] = 1`), or as
+    # `1 - eye(n)`; knowing their range keeps `1 + sum(mask * sigmoid(x))` provably >= 1.
+    "zeros": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("zeros",))],
+    "ones": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("ones",))],
+    "eye": [(TF + TF_LINALG + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("eye",))],
+    "cumsum": [(TF + TF_MATH + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("cumsum",))],
     "zeros_like": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("zeros_like",))],
     # Comparisons: only needed to read the condition of `where`.
     "greater": [(TF + TF_MATH + KERAS_OPS + TORCH + NUMPY_LIKE, ("greater", "gt"))],
@@ -213,6 +220,8 @@ TENSOR_METHODS: dict[str, str] = {
     "squeeze": "identity", "unsqueeze": "identity", "flatten": "identity", "contiguous": "identity",
     "detach": "identity", "to": "identity", "type_as": "identity", "view_as": "identity", "permute": "identity",
     "masked_select": "identity", "gather": "identity", "index_select": "identity", "astype": "identity",
+    "repeat": "identity", "expand": "identity", "expand_as": "identity", "repeat_interleave": "identity",
+    "clone": "identity", "tile": "identity", "cumsum": "cumsum",
 }
 # Methods that take no positional argument when they are the tensor op (`x.log()`); `self.log("loss", v)` in
 # Lightning is not a log.

@@ -226,3 +226,21 @@ def test_helper_returns_are_followed_with_the_call_arguments():
         return guard(y_pred, 1e-7)
     '''
     assert _value_of_return(src, "loss").positive
+
+
+def test_targeted_positions_match_libcst_position_provider():
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from losslint.positions import node_ranges
+
+    src = "import tensorflow as tf\n\n\ndef f(a,\n      b):\n    x = tf.math.log(a) / (b + 1)\n    return [x, a.sum()]\n"
+    module = cst.parse_module(src)
+    calls: list[cst.CSTNode] = []
+    from losslint.analysis.walk import walk
+
+    walk(module, lambda n: calls.append(n) if isinstance(n, (cst.Call, cst.BinaryOperation, cst.Name)) else None)
+    ours = node_ranges(module, calls)
+    theirs = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    for node in calls:
+        cr = theirs[node]
+        assert ours[id(node)] == ((cr.start.line, cr.start.column), (cr.end.line, cr.end.column))

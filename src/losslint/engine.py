@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from losslint.analysis.facts import Facts, Value
 from losslint.analysis.index import ModuleIndex, StmtInfo
 from losslint.analysis.ops import FRAMEWORK_ROOTS
 from losslint.analysis.scopes import Scope, ScopeMap
 from losslint.analysis.walk import Dispatch, walk
+from losslint.positions import node_ranges
 from losslint.model import Diagnostic, FileError, FileResult, Position, Range, Severity
 from losslint.rules import all_rules
 from losslint.rules.base import Rule
@@ -163,11 +163,11 @@ def lint_module_source(source: str, path: str = "<stdin>", rules: Iterable[type[
 def _diagnostics(module: cst.Module, reports: list[_Report], overrides: dict[str, Severity]) -> list[Diagnostic]:
     if not reports:
         return []
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = node_ranges(module, [r.node for r in reports])
     out: dict[tuple, Diagnostic] = {}
     for r in reports:
-        cr = positions[r.node]
-        rng = Range(Position(cr.start.line - 1, cr.start.column), Position(cr.end.line - 1, cr.end.column))
+        (sl, sc), (el, ec) = positions[id(r.node)]
+        rng = Range(Position(sl - 1, sc), Position(el - 1, ec))
         code = r.rule.code
         diag = Diagnostic(
             code=code,

@@ -134,3 +134,24 @@ def test_rules_and_rule_pages(run_cli):
     for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
         assert section in page
     assert run_cli("rule", "LL101").stdout.startswith("# LL101 unguarded-log")
+
+
+def test_parallel_jobs_give_the_same_report_in_the_same_order(run_cli, tmp_path):
+    for i in range(12):
+        (tmp_path / f"m{i:02d}.py").write_text(BUGGY if i % 3 == 0 else CLEAN, encoding="utf-8")
+    serial = run_cli("check", "--format", "concise", "--jobs", "1", str(tmp_path))
+    parallel = run_cli("check", "--format", "concise", "--jobs", "2", str(tmp_path))
+    assert serial.returncode == parallel.returncode == 1
+    assert serial.stdout == parallel.stdout
+    assert serial.stdout.count("LL101") == 4
+
+
+def test_gitignore_and_exclude_are_honoured(run_cli, tmp_path):
+    (tmp_path / ".gitignore").write_text("generated/\n", encoding="utf-8")
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "g.py").write_text(BUGGY, encoding="utf-8")
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "v.py").write_text(BUGGY, encoding="utf-8")
+    (tmp_path / "own.py").write_text(BUGGY, encoding="utf-8")
+    out = run_cli("check", "--format", "concise", "--exclude", "vendor/", str(tmp_path)).stdout
+    assert "own.py" in out and "g.py" not in out and "v.py" not in out

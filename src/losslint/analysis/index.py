@@ -373,5 +373,15 @@ class ModuleIndex:
         self.functions.append(info)
 
 
+def operand(call: cst.Call, op: Op) -> cst.BaseExpression | None:
+    """The tensor an op applies to: the receiver of `x.log()`, the first positional argument of `tf.math.log(x)`."""
+    if op.is_method and isinstance(call.func, cst.Attribute):
+        return call.func.value
+    for a in call.args:
+        if a.keyword is None and not a.star:
+            return a.value
+    return None
+
+
 def _decorator_target(expr: cst.BaseExpression) -> cst.BaseExpression:
     return expr.func if isinstance(expr, cst.Call) else expr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.facts import _add, activation_under_log, const, origin_phrase
+from losslint.analysis.index import operand
 from losslint.rules.base import Invalid, Rule, Valid
 
 # Origins that make a zero argument a real hazard; a log of an arbitrary value of unknown origin is not reported.
@@ -49,13 +50,9 @@ class UnguardedLog(Rule):
         op = self.op_of(node)
         if op is None or op.name not in _LOGS:
             return
-        if op.is_method:
-            arg = node.func.value  # type: ignore[attr-defined]
-        else:
-            positional = [a.value for a in node.args if a.keyword is None and not a.star]
-            if not positional:
-                return
-            arg = positional[0]
+        arg = operand(node, op)
+        if arg is None:
+            return
         if op.name != "log1p" and activation_under_log(self.context.facts, arg, self.stmt) is not None:
             return  # log of an activation: LL102 reports it with the fused op
         v = self.value(arg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.facts import activation_under_log
+from losslint.analysis.index import operand
 from losslint.rules.base import Invalid, Rule, Valid
 
 _FUSED = {
@@ -46,13 +47,9 @@ class LogOfActivation(Rule):
         op = self.op_of(node)
         if op is None or op.name not in ("log", "log2", "log10"):
             return
-        if op.is_method:
-            arg = node.func.value  # type: ignore[attr-defined]
-        else:
-            positional = [a.value for a in node.args if a.keyword is None and not a.star]
-            if not positional:
-                return
-            arg = positional[0]
+        arg = operand(node, op)
+        if arg is None:
+            return
         pattern = activation_under_log(self.context.facts, arg, self.stmt)
         if pattern is None:
             return

@@ -13,17 +13,26 @@ origin, and rules only report values whose origin makes the hazard real.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 import libcst as cst
 
 from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo
-from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap
+from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap, _names_in
 
 INF = math.inf
 PROB_VAR_NAMES = frozenset({"probs", "prob", "probabilities", "proba", "y_prob", "y_probs", "pred_prob",
                             "pred_probs", "y_pred", "y_hat", "yhat"})
 KERAS_EPSILON = 1e-7
+# A value we cannot see (an imported constant, a helper in another module, a parameter without a default) whose name
+# says it is the stabilising epsilon: `c_f.small_val(dtype)`, `from .utils import EPS`, `self.smooth`.
+_EPS_NAME = re.compile(r"(?:^|_)(?:eps|epsilon|small_val|small_value|tiny|smooth|smoothing)(?:$|_)", re.IGNORECASE)
+# Helpers from other modules whose name says they only convert (dtype, device, tensor type): their value is their
+# first argument's (`c_f.to_dtype(a == b, dtype=dtype)` is still a 0/1 mask).
+_CONVERT_NAMES = frozenset({"to_dtype", "to_device", "to_tensor", "to_float", "cast", "astype", "convert_to_tensor"})
+# Origins of a value that is a probability distribution by the loss's input contract.
+_DISTRIBUTION = frozenset({"y_pred", "probability", "softmax"})
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,12 @@ def _mul(a: Value, b: Value) -> Value:
 
 
 def _div(a: Value, b: Value) -> Value:
-    origins = a.origins | b.origins | {"ratio"}
+    # a ratio of values we know nothing about (hyper-parameters, unknown helpers) is no hazard of its own
+    origins = a.origins | b.origins | ({"ratio"} if a.origins or b.origins else set())
+    if b == ANY:
+        # a divisor we know nothing about is a hyper-parameter (temperature, scale): LL103 assumes it is a sane
+        # positive setting, so the quotient keeps the numerator's sign
+        b = POSITIVE
     if b.positive:
         if a.positive:
             return Value(0.0, INF, True, False, origins)
@@ -130,6 +144,11 @@ def _div(a: Value, b: Value) -> Value:
         if a.negative:
             return Value(-INF, 0.0, False, True, origins)
     return Value(origins=origins)
+
+
+def _norm_tag(v: Value) -> set[str]:
+    """sqrt of a sum of squares is a norm (for messages: "a norm", not "a sum")."""
+    return {"norm"} if "square" in v.origins else set()
 
 
 def _sign_class(v: Value) -> Value:
@@ -148,7 +167,7 @@ def _pow(a: Value, k: Value) -> Value:
         if float(e).is_integer() and int(e) % 2 == 0 and e > 0:
             return Value(0.0, INF, a.nonzero, False, a.origins | {"square"}, a.guard)
         if e > 0 and a.nonneg:
-            return Value(0.0, INF, a.positive, False, a.origins, a.guard)
+            return Value(0.0, INF, a.positive, False, a.origins | (_norm_tag(a) if e == 0.5 else set()), a.guard)
         if e < 0 and a.positive:
             return Value(0.0, INF, True, False, a.origins, a.guard)
     if a.positive:
@@ -213,6 +232,8 @@ class Facts:
         self._active: set[tuple] = set()
         self._param_cache: dict[tuple[int, str], Value] = {}
         self._helper_cache: dict[tuple, Value] = {}
+        self._ifexp_cache: dict[int, _IfExpConditions] = {}
+        self._blocks = None  # see _block_conditions
 
     # ---- entry point -----------------------------------------------------------------------------------------
     def value(self, node: cst.BaseExpression, stmt: StmtInfo | None, env: dict[str, Value] | None = None,
@@ -237,7 +258,194 @@ class Facts:
     # ---- evaluation ------------------------------------------------------------------------------------------
     def _eval(self, node: cst.BaseExpression, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
         v = self._eval_inner(node, stmt, env, depth)
+        if not v.positive and isinstance(node, (cst.Name, cst.Call, cst.Subscript, cst.Attribute)):
+            for cond, truth, cond_stmt in self._conditions(node, stmt):
+                v = self._refine(cond, truth, cond_stmt, node, stmt, v)
         return v
+
+    # ---- path conditions -------------------------------------------------------------------------------------
+    def _conditions(self, node: cst.CSTNode, stmt: StmtInfo) -> list[tuple[cst.BaseExpression, bool, StmtInfo]]:
+        """Conditions known to hold where `node` is evaluated: an enclosing `a if c else b`, an enclosing `if`/`else`,
+        and earlier `if c: return` early exits; each with the truth it has there and the statement that tests it."""
+        out: list[tuple[cst.BaseExpression, bool, StmtInfo]] = []
+        for cond, truth in self._ifexp_conditions(stmt).get(id(node), ()):
+            out.append((cond, truth, stmt))
+        blocks, exits = self._block_conditions()
+        for block in stmt.path:
+            for cond, truth, if_stmt in blocks.get(block, ()):
+                if self._unchanged(cond, if_stmt, stmt):
+                    out.append((cond, truth, if_stmt))
+        for cond, if_stmt, body in exits.get(id(stmt.func) if stmt.func is not None else 0, ()):
+            if if_stmt.index < stmt.index and stmt.path[: len(if_stmt.path)] == if_stmt.path \
+                    and body not in stmt.path and self._unchanged(cond, if_stmt, stmt):
+                out.append((cond, False, if_stmt))
+        return out
+
+    def _ifexp_conditions(self, stmt: StmtInfo) -> dict[int, tuple[tuple[cst.BaseExpression, bool], ...]]:
+        return self._collect(stmt).out
+
+    def _collect(self, stmt: StmtInfo) -> "_IfExpConditions":
+        cached = self._ifexp_cache.get(stmt.index)
+        if cached is None:
+            cached = self._ifexp_cache[stmt.index] = _IfExpConditions()
+            stmt.node.visit(cached)
+        return cached
+
+    def only_compared(self, node: cst.CSTNode, stmt: StmtInfo | None) -> bool:
+        """Is `node` a direct operand of a comparison (`err / t.abs() > thr`)? Its inf or NaN then only decides a
+        boolean (NaN compares False) and never reaches the loss value."""
+        return stmt is not None and id(node) in self._collect(stmt).compared
+
+    def _block_conditions(self):  # type: ignore[no-untyped-def]
+        """block id -> conditions true in it (if / elif / else chains); function -> early-exit `if`s."""
+        if self._blocks is not None:
+            return self._blocks
+        blocks: dict[int, list[tuple[cst.BaseExpression, bool, StmtInfo]]] = {}
+        exits: dict[int, list[tuple[cst.BaseExpression, StmtInfo, int]]] = {}
+        for info in self.index.stmt_info.values():
+            node = info.node
+            if not isinstance(node, cst.If) or self.index.branch_chain.get(id(node), id(node)) != id(node):
+                continue  # an `elif` is handled with the `if` that heads its chain
+            if node.orelse is None and _always_exits(node.body):
+                exits.setdefault(id(info.func) if info.func is not None else 0, []).append(
+                    (node.test, info, id(node.body)))
+            negated: list[tuple[cst.BaseExpression, bool, StmtInfo]] = []
+            branch: cst.If | cst.Else | None = node
+            while isinstance(branch, cst.If):
+                blocks[id(branch.body)] = negated + [(branch.test, True, info)]
+                negated = negated + [(branch.test, False, info)]
+                branch = branch.orelse
+            if isinstance(branch, cst.Else):
+                blocks[id(branch.body)] = negated
+        self._blocks = (blocks, exits)
+        return self._blocks
+
+    def _unchanged(self, cond: cst.BaseExpression, at: StmtInfo, use: StmtInfo) -> bool:
+        """No name the condition reads is rebound between the test and the use."""
+        defs_table = use.func.defs if use.func is not None else self.index.module_defs
+        for name in _names_in(cond):
+            for d in defs_table.get(name, []):
+                if at.index < d.index < use.index:
+                    return False
+        return True
+
+    def _refine(self, cond: cst.BaseExpression, truth: bool, cond_stmt: StmtInfo, target: cst.BaseExpression,
+                stmt: StmtInfo, v: Value) -> Value:
+        """Narrow `v`, the value of `target`, by `cond` having truth `truth`."""
+        if isinstance(cond, cst.UnaryOperation) and isinstance(cond.operator, cst.Not):
+            return self._refine(cond.expression, not truth, cond_stmt, target, stmt, v)
+        if isinstance(cond, cst.BooleanOperation):
+            # `a and b` true, or `a or b` false, makes both parts hold
+            if isinstance(cond.operator, cst.And) == truth:
+                v = self._refine(cond.left, truth, cond_stmt, target, stmt, v)
+                return self._refine(cond.right, truth, cond_stmt, target, stmt, v)
+            return v
+        if isinstance(cond, cst.Comparison) and len(cond.comparisons) == 1:
+            comp = cond.comparisons[0]
+            op, subject, bound = comp.operator, cond.left, _literal(comp.comparator)
+            if bound is None:
+                op, subject, bound = _FLIPPED.get(type(op), op), comp.comparator, _literal(cond.left)
+            if bound is None or not self._matches(subject, cond_stmt, target, stmt):
+                return v
+            return _narrow(v, op, bound, truth)
+        if truth and self._matches(cond, cond_stmt, target, stmt):
+            return _narrow(v, cst.NotEqual(), 0.0, True)  # `if x:` / `if not x: return`: x != 0
+        if truth and isinstance(cond, cst.Call) and _is_any(cond):
+            # `if mask.any():` makes sum(mask) / count_nonzero(mask) >= 1
+            target_call = self._definition(target, stmt)
+            if isinstance(target_call, cst.Call):
+                op = self.index.op_of(target_call)
+                inner = _first_operand(target_call, op)
+                if op is not None and op.name in ("sum", "count_nonzero") and inner is not None \
+                        and _same(self._strip(inner), self._strip(_first_operand(cond, None) or cond)):
+                    return _narrow(v, cst.NotEqual(), 0.0, True)
+        return v
+
+    def _strip(self, expr: cst.BaseExpression) -> cst.BaseExpression:
+        """`expr` without the reshapes, casts and dtype/device moves around it."""
+        for _ in range(8):
+            if not isinstance(expr, cst.Call):
+                return expr
+            op = self.index.op_of(expr)
+            if op is not None and op.name in ("identity", "cast"):
+                inner = _first_operand(expr, op)
+            elif op is None and _called_name(expr) in _CONVERT_NAMES:
+                inner = _first_operand(expr, None)
+            else:
+                return expr
+            if inner is None:
+                return expr
+            expr = inner
+        return expr
+
+    def _definition(self, expr: cst.BaseExpression, stmt: StmtInfo) -> cst.BaseExpression:
+        """`expr` itself, or for a name with a single reaching assignment the expression it was assigned."""
+        expr = self._strip(expr)
+        if isinstance(expr, cst.Name):
+            d = _single_reaching_def(self, expr.value, stmt)
+            if d is not None and d.value is not None:
+                return self._strip(d.value)
+        return expr
+
+    def _matches(self, a: cst.BaseExpression, a_stmt: StmtInfo, b: cst.BaseExpression, b_stmt: StmtInfo) -> bool:
+        """Do two expressions denote the same tensor (directly, through identity ops, or through one assignment)?"""
+        if _same(self._strip(a), self._strip(b)):
+            return True
+        return _same(self._definition(a, a_stmt), self._definition(b, b_stmt))
+
+    # ---- relational facts the intervals cannot see -----------------------------------------------------------
+    def denominator(self, numerator: cst.BaseExpression | None, den: cst.BaseExpression, stmt: StmtInfo | None) -> Value:
+        """The value of a divisor, knowing its numerator: `p / sum(p, axis)` renormalises a predicted distribution,
+        whose total is 1 by the loss's input contract (Keras' own cross-entropies do this)."""
+        v = self.value(den, stmt)
+        if numerator is None or stmt is None or not v.can_be_zero:
+            return v
+        den_def = self._definition(den, stmt)
+        if isinstance(den_def, cst.Call):
+            op = self.index.op_of(den_def)
+            inner = _first_operand(den_def, op)
+            if op is not None and op.name == "sum" and inner is not None and self._matches(inner, stmt, numerator, stmt):
+                if self.value(numerator, stmt).origins & _DISTRIBUTION:
+                    return replace(v, lo=0.0, lo_open=True, guard="normalised distribution")
+        return v
+
+    def _sum_relation(self, node: cst.BinaryOperation, stmt: StmtInfo) -> Value | None:
+        """Two relations of segmentation losses: sum(p) - sum(p * t) >= 0 for p >= 0 and t in [0, 1] (the
+        intersection never exceeds either sum), and sum(t) + cumsum(1 - t) >= 1 for t in [0, 1] (the union of the
+        Lovasz-extension gradient)."""
+        left, right = self._definition(node.left, stmt), self._definition(node.right, stmt)
+        if isinstance(node.operator, cst.Subtract):
+            total, inter = self._sum_operand(left), self._sum_operand(right)
+            if total is None or inter is None or not isinstance(inter, cst.BinaryOperation) \
+                    or not isinstance(inter.operator, cst.Multiply):
+                return None
+            for a, b in ((inter.left, inter.right), (inter.right, inter.left)):
+                if _same(self._strip(a), total) and self.value(a, stmt).nonneg:
+                    bv = self.value(b, stmt)
+                    if bv.lo >= 0 and bv.hi <= 1:
+                        return Value(0.0, INF, origins=frozenset({"sum", "difference"}), guard="intersection <= sum")
+            return None
+        if isinstance(node.operator, cst.Add):
+            for s, c in ((left, right), (right, left)):
+                t = self._sum_operand(s)
+                if t is None or not isinstance(c, cst.Call):
+                    continue
+                op = self.index.op_of(c)
+                comp = self._strip(_first_operand(c, op)) if op is not None and op.name == "cumsum" else None
+                if isinstance(comp, cst.BinaryOperation) and isinstance(comp.operator, cst.Subtract) \
+                        and _literal(comp.left) == 1.0 and _same(self._strip(comp.right), t):
+                    tv = self.value(comp.right, stmt)
+                    if tv.lo >= 0 and tv.hi <= 1:
+                        return Value(1.0, INF, origins=frozenset({"sum"}), guard="union >= 1")
+        return None
+
+    def _sum_operand(self, expr: cst.BaseExpression) -> cst.BaseExpression | None:
+        if isinstance(expr, cst.Call):
+            op = self.index.op_of(expr)
+            if op is not None and op.name == "sum":
+                inner = _first_operand(expr, op)
+                return self._strip(inner) if inner is not None else None
+        return None
 
     def _eval_inner(self, node: cst.BaseExpression, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
         ev = lambda n: self.value(n, stmt, env, depth)  # noqa: E731
@@ -259,22 +467,26 @@ class Facts:
                 return inner
             return ANY
         if isinstance(node, cst.BinaryOperation):
-            return self._binary(node, ev)
+            return self._binary(node, stmt, ev)
         if isinstance(node, cst.Comparison):
             return Value(0.0, 1.0, origins=frozenset({"mask"}))
         if isinstance(node, cst.IfExp):
             return hull([ev(node.body), ev(node.orelse)])
         if isinstance(node, cst.Subscript):
-            return self._subscript(node, ev)
+            return self._subscript(node, stmt, ev)
         if isinstance(node, cst.Attribute):
             return self._attribute(node, stmt, env, depth, ev)
         if isinstance(node, cst.Call):
             return self._call(node, stmt, env, depth, ev)
         return ANY
 
-    def _binary(self, node: cst.BinaryOperation, ev) -> Value:  # type: ignore[no-untyped-def]
+    def _binary(self, node: cst.BinaryOperation, stmt: StmtInfo, ev) -> Value:  # type: ignore[no-untyped-def]
         op = node.operator
         a, b = ev(node.left), ev(node.right)
+        if isinstance(op, (cst.Add, cst.Subtract)) and not (a.positive and b.nonneg):
+            related = self._sum_relation(node, stmt)
+            if related is not None:
+                return related.with_origins(*(a.origins | b.origins))
         if isinstance(op, cst.Add):
             return _add(a, b)
         if isinstance(op, cst.Subtract):
@@ -292,7 +504,7 @@ class Facts:
             return _pow(a, b)
         return Value(origins=a.origins | b.origins)
 
-    def _subscript(self, node: cst.Subscript, ev) -> Value:  # type: ignore[no-untyped-def]
+    def _subscript(self, node: cst.Subscript, stmt: StmtInfo, ev) -> Value:  # type: ignore[no-untyped-def]
         base = node.value
         # x.shape[0], tf.shape(x)[0], x.size(0): sizes, which are positive for any real batch
         if isinstance(base, cst.Attribute) and base.attr.value == "shape":
@@ -301,7 +513,14 @@ class Facts:
             op = self.index.op_of(base)
             if op is not None and op.name == "shape":
                 return POSITIVE.with_origins("size")
-        return ev(base)
+        v = ev(base)
+        if not v.positive and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            # `x[x != 0]`, `x[keep]` with `keep = x > 0`: a boolean selection keeps only the elements that pass
+            index = node.slice[0].slice.value
+            cond = self._definition(index, stmt)
+            if isinstance(cond, (cst.Comparison, cst.BooleanOperation)):
+                v = self._refine(cond, True, stmt, base, stmt, v)
+        return v
 
     def _attribute(self, node: cst.Attribute, stmt: StmtInfo, env, depth, ev) -> Value:  # type: ignore[no-untyped-def]
         attr = node.attr.value
@@ -320,6 +539,8 @@ class Facts:
             return self._self_attr(attr, stmt, depth)
         if attr in ("data", "T", "mT", "real"):
             return ev(node.value)
+        if _EPS_NAME.search(attr):
+            return POSITIVE.guarded("eps")  # `config.EPS`, `utils.smooth`: the name states the intent
         return ANY
 
     def _self_attr(self, attr: str, stmt: StmtInfo, depth: int) -> Value:
@@ -330,7 +551,7 @@ class Facts:
             return ANY
         defs = f.cls.self_attrs.get(attr, [])
         if not defs:
-            return ANY
+            return POSITIVE.guarded("eps") if _EPS_NAME.search(attr) else ANY  # set by a base class
         values = []
         for d in defs:
             if d.value is None or d.stmt is None:
@@ -359,6 +580,8 @@ class Facts:
 
     def _name(self, name: str, stmt: StmtInfo, env: dict[str, Value], depth: int) -> Value:
         v = self._name_value(name, stmt, env, depth)
+        if v == ANY and _EPS_NAME.search(name):
+            return POSITIVE.guarded("eps")  # `from .utils import EPS`, an `eps` parameter without a default
         if not v.origins and v.guard is None and name.lower() in PROB_VAR_NAMES and not v.is_constant:
             # `probs = model(x)`: the name is all we know, and it says probability
             return UNIT.with_origins("probability")
@@ -371,11 +594,21 @@ class Facts:
             return ANY
         reaching: list[Def] = []
         for d in reversed(before):
+            if self._exclusive(d.path, use_path):
+                continue  # assigned in another branch of an if / elif / else that contains the use
             reaching.append(d)
             if d.path == use_path[: len(d.path)]:
                 break  # this definition runs on every path to the use
         values = [self._def_value(func, d, depth) for d in reaching]
         return hull(values)
+
+    def _exclusive(self, a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        """Are two block paths in different branches of the same if / elif / else chain?"""
+        for x, y in zip(a, b):
+            if x != y:
+                chain = self.index.branch_chain.get(x)
+                return chain is not None and chain == self.index.branch_chain.get(y)
+        return False
 
     def _def_value(self, func: FuncInfo | None, d: Def, depth: int) -> Value:
         if d.kind == "param":
@@ -383,6 +616,9 @@ class Facts:
         if d.value is None or d.stmt is None:
             return ANY
         v = self.value(d.value, d.stmt, None, depth)
+        if d.kind == "store":
+            prev = self._name(d.name, d.stmt, {}, depth + 1)
+            return hull([prev, v])
         if d.kind == "aug":
             prev = self._name(d.name, d.stmt, {}, depth + 1)
             op = d.operator
@@ -432,6 +668,10 @@ class Facts:
             if args:
                 return hull(args)
         lname = name.lower()
+        if scope is not None and scope.param_roles:
+            # the signature already says which parameters are y_true / y_pred: `q` in (y_true, y_pred, q) is a
+            # hyper-parameter, not a second prediction
+            return UNIT.with_origins("mask") if lname in MASK_NAMES else ANY
         if lname in TRUE_NAMES:
             return UNIT.with_origins("y_true")
         if lname in PRED_NAMES:
@@ -494,7 +734,7 @@ class Facts:
             hi = max(abs(x.lo), abs(x.hi))
             return Value(0.0, hi, x.nonzero, False, x.origins, x.guard)
         if name == "sqrt":
-            return Value(0.0, INF, x.positive, False, x.origins, x.guard)
+            return Value(0.0, INF, x.positive, False, x.origins | _norm_tag(x), x.guard)
         if name == "pow":
             e = arg(0, ("exponent", "y", "exp"))
             return _pow(x, ev(e) if e is not None else ANY)
@@ -582,8 +822,16 @@ class Facts:
             return NONNEG.with_origins("count")
         if name in ("size", "shape"):
             return POSITIVE.with_origins("size")
-        if name == "ones_like":
+        if name in ("ones_like", "ones"):
             return const(1.0)
+        if name == "zeros":
+            return const(0.0)
+        if name == "eye":
+            return UNIT
+        if name == "to_bool":
+            return UNIT.with_origins("mask")
+        if name == "cumsum":
+            return _sign_class(x).with_origins("sum")
         if name == "zeros_like":
             return const(0.0)
         if name in ("greater", "greater_equal", "not_equal", "equal", "less"):
@@ -600,6 +848,13 @@ class Facts:
             # `x.size(0)` on a tensor is a size
             if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "numel", "dim"):
                 return POSITIVE.with_origins("size")
+            called = _called_name(node)
+            if f is None and called is not None:
+                if _EPS_NAME.search(called):
+                    return POSITIVE.guarded("eps")  # `c_f.small_val(dtype)`: a helper in another module
+                first = _first_operand(node, None)
+                if called in _CONVERT_NAMES and first is not None:
+                    return self.value(first, stmt, env or None, depth)
             return ANY
         bound: dict[str, Value] = {}
         for p in f.params:
@@ -620,6 +875,108 @@ class Facts:
         except TypeError:
             pass
         return result
+
+
+_FLIPPED: dict[type, cst.BaseCompOp] = {
+    cst.GreaterThan: cst.LessThan(), cst.LessThan: cst.GreaterThan(), cst.GreaterThanEqual: cst.LessThanEqual(),
+    cst.LessThanEqual: cst.GreaterThanEqual(),
+}
+_NEGATED: dict[type, cst.BaseCompOp] = {
+    cst.GreaterThan: cst.LessThanEqual(), cst.LessThanEqual: cst.GreaterThan(), cst.LessThan: cst.GreaterThanEqual(),
+    cst.GreaterThanEqual: cst.LessThan(), cst.Equal: cst.NotEqual(), cst.NotEqual: cst.Equal(),
+}
+
+
+def _narrow(v: Value, op: cst.BaseCompOp, bound: float, truth: bool) -> Value:
+    """`v` restricted to the values for which `v <op> bound` has truth `truth`."""
+    if not truth:
+        negated = _NEGATED.get(type(op))
+        if negated is None:
+            return v
+        op = negated
+    if isinstance(op, cst.NotEqual) and bound == 0:
+        if v.lo == 0:
+            return replace(v, lo_open=True, guard="if")
+        if v.hi == 0:
+            return replace(v, hi_open=True, guard="if")
+        return v
+    if isinstance(op, (cst.GreaterThan, cst.GreaterThanEqual)) and bound >= v.lo:
+        return replace(v, lo=bound, lo_open=isinstance(op, cst.GreaterThan) or (bound == v.lo and v.lo_open),
+                       guard="if")
+    if isinstance(op, (cst.LessThan, cst.LessThanEqual)) and bound <= v.hi:
+        return replace(v, hi=bound, hi_open=isinstance(op, cst.LessThan) or (bound == v.hi and v.hi_open),
+                       guard="if")
+    return v
+
+
+def _always_exits(body: cst.BaseSuite) -> bool:
+    """Does a block end in return / raise / continue / break?"""
+    if isinstance(body, cst.SimpleStatementSuite):
+        last = body.body[-1] if body.body else None
+    else:
+        stmts = body.body
+        if not stmts or not isinstance(stmts[-1], cst.SimpleStatementLine):
+            return False
+        last = stmts[-1].body[-1] if stmts[-1].body else None
+    return isinstance(last, (cst.Return, cst.Raise, cst.Continue, cst.Break))
+
+
+def _called_name(call: cst.Call) -> str | None:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return None
+
+
+def _first_operand(call: cst.Call, op) -> cst.BaseExpression | None:  # type: ignore[no-untyped-def]
+    """The tensor a call works on: the receiver of a tensor method, else the first positional argument."""
+    if (op is not None and op.is_method) or (op is None and isinstance(call.func, cst.Attribute)
+                                             and not _positional(call) and _called_name(call) == "any"):
+        return call.func.value if isinstance(call.func, cst.Attribute) else None
+    pos = _positional(call)
+    return pos[0] if pos else None
+
+
+def _is_any(call: cst.Call) -> bool:
+    return _called_name(call) == "any"
+
+
+class _IfExpConditions(cst.CSTVisitor):
+    """For every expression node of one statement, the `a if c else b` / `where(c, a, b)` tests that enclose it and
+    their truth."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[cst.BaseExpression, bool]] = []
+        self.out: dict[int, tuple[tuple[cst.BaseExpression, bool], ...]] = {}
+        self.compared: set[int] = set()  # direct operands of a comparison
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.stack:
+            self.out[id(node)] = tuple(self.stack)
+        if isinstance(node, cst.Comparison):
+            self.compared.add(id(node.left))
+            self.compared.update(id(c.comparator) for c in node.comparisons)
+        if isinstance(node, (cst.IndentedBlock, cst.FunctionDef, cst.Lambda)):
+            return False  # the statements of a body are statements of their own
+        test, branches = None, ()
+        if isinstance(node, cst.IfExp):
+            test, branches = node.test, ((node.body, True), (node.orelse, False))
+        elif isinstance(node, cst.Call) and _called_name(node) in ("where", "select"):
+            # `where(c, a, b)` selects a where c holds: its value (not its gradient, LL107's concern) is guarded
+            args = _positional(node)
+            if len(args) == 3:
+                test, branches = args[0], ((args[1], True), (args[2], False))
+        if test is None:
+            return True
+        test.visit(self)
+        for branch, truth in branches:
+            self.stack.append((test, truth))
+            branch.visit(self)
+            self.stack.pop()
+        return False
 
 
 def _positional(call: cst.Call) -> list[cst.BaseExpression]:

@@ -166,6 +166,8 @@ _SPEC: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "epsilon": [(KERAS_BACKEND + KERAS_CONFIG, ("epsilon",))],
     "finfo": [(TORCH + NUMPY_LIKE, ("finfo",))],
     "ones_like": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("ones_like",))],
+    # Casts to bool: the result is a 0/1 mask whatever went in (`jnp.bool_(m - eye)`, `x.bool()`).
+    "to_bool": [(NUMPY_LIKE, ("bool_",))],
     # Tensor constructors: masks are often built as `zeros(...)` then filled by index stores (`m[i, j] = 1`), or as
     # `1 - eye(n)`; knowing their range keeps `1 + sum(mask * sigmoid(x))` provably >= 1.
     "zeros": [(TF + KERAS_OPS + TORCH + NUMPY_LIKE + KERAS_BACKEND, ("zeros",))],
@@ -221,13 +223,13 @@ TENSOR_METHODS: dict[str, str] = {
     "detach": "identity", "to": "identity", "type_as": "identity", "view_as": "identity", "permute": "identity",
     "masked_select": "identity", "gather": "identity", "index_select": "identity", "astype": "identity",
     "repeat": "identity", "expand": "identity", "expand_as": "identity", "repeat_interleave": "identity",
-    "clone": "identity", "tile": "identity", "cumsum": "cumsum",
+    "clone": "identity", "tile": "identity", "cumsum": "cumsum", "bool": "to_bool",
 }
 # Methods that take no positional argument when they are the tensor op (`x.log()`); `self.log("loss", v)` in
 # Lightning is not a log.
 NO_ARG_METHODS = frozenset({
     "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "rsqrt", "square", "abs", "neg", "sigmoid",
-    "reciprocal", "numel", "float", "double", "half", "contiguous", "detach",
+    "reciprocal", "numel", "float", "double", "half", "contiguous", "detach", "bool",
 })
 
 

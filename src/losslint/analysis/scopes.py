@@ -26,7 +26,7 @@ LOGIT_NAMES = frozenset({"logits", "logit", "y_logits", "scores", "pred_logits"}
 MASK_NAMES = frozenset({"mask", "masks", "pos_mask", "neg_mask", "valid_mask", "weights_mask", "padding_mask"})
 
 _LOSS_WORDS = ("loss", "xent", "nll", "dice", "crossentropy", "cross_entropy", "objective", "focal", "jaccard",
-               "tversky", "hinge", "contrastive", "triplet", "kld", "kl_div", "elbo", "criterion", "cost")
+               "tversky", "hinge", "contrastive", "triplet", "kld", "kl_div", "divergence", "elbo", "criterion", "cost", "ntxent", "infonce", "nce")
 _LOSS_NAME_RE = re.compile(r"(?:^|_)(?:" + "|".join(_LOSS_WORDS) + r")(?:$|_|es$|s$)")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _LOSS_MODULE_RE = re.compile(r"(?:^|_)(?:loss|losses|cost|costs|objective|objectives|criterion|criterions)$")
@@ -126,8 +126,8 @@ class ScopeMap:
                                    param_roles=roles))
         if is_loss_name(func.name) and not func.name.startswith("test"):
             self._mark(func, Scope("loss-name", f"loss-named function `{func.qualname}`"))
-        stem = PurePath(self.index.path).stem if self.index.path else ""
-        if stem and _LOSS_MODULE_RE.search(snake(stem)) and not func.name.startswith("_") and func.parent is None:
+        stem = _losses_module(self.index.path)
+        if stem and not func.name.startswith("_") and func.parent is None:
             if func.cls is None or func.name in ("call", "forward", "__call__"):
                 self._mark(func, Scope("losses-module", f"public function `{func.qualname}` of losses module `{stem}`"))
         for dec in func.decorators:
@@ -305,12 +305,27 @@ class ScopeMap:
                     callee = self._function_named(call.func, stmt)
                     if callee is None or callee is func or id(callee.node) in self.by_func:
                         continue
+                    if not callee.returns:
+                        continue  # returns nothing: called for a side effect (statistics, checks), not loss arithmetic
                     s = Scope("helper", f"helper `{callee.qualname}` called from {scope.description}")
                     self._mark(callee, s)
                     new.append(s)
             frontier = new
             if not frontier:
                 break
+
+
+def _losses_module(path: str) -> str:
+    """The name that makes a file a losses module: its own (`losses.py`) or its package's (`optax/losses/_ranking.py`,
+    `kornia/losses/dice.py`), else ""."""
+    if not path:
+        return ""
+    p = PurePath(path)
+    for name in (p.stem, p.parent.name):
+        if name and _LOSS_MODULE_RE.search(snake(name)) and not p.stem.endswith("_test") \
+                and not p.stem.startswith("test_"):
+            return name if name == p.stem else f"{name}/{p.stem}"
+    return ""
 
 
 def _keras_roles(names: list[str]) -> dict[str, str]:

@@ -58,7 +58,7 @@ class UnguardedLog(Rule):
         v = self.value(arg)
         if op.name == "log1p":
             v = _add(v, const(1.0))
-        if v.positive or not (v.origins & _RISKY):
+        if v.positive or not (v.origins & _RISKY) or self.context.facts.only_compared(node, self.stmt):
             return
         what = self.source_of(arg)
         where = origin_phrase(v)
@@ -152,6 +152,62 @@ class UnguardedLog(Rule):
             def print_scale(x):
                 return tf.math.log(x)
         """, "not a loss scope"),
+        Valid("""
+            import torch
+
+            def focal_loss(y_pred, y_true, mode="binary", eps=1e-7):
+                y_pred = torch.clamp(y_pred, eps, 1 - eps)
+                if mode == "binary":
+                    y_pred = torch.log(y_pred / (1 - y_pred))
+                elif mode == "multiclass":
+                    y_pred = torch.log(y_pred)
+                return (y_pred * y_true).mean()
+        """, "an assignment in the `if` branch does not reach the `elif` (smp 0.6)"),
+        Valid("""
+            import torch
+
+            from ..utils import common_functions as c_f
+
+            def nca_loss(mat, query_labels, reference_labels):
+                same_labels = c_f.to_dtype(query_labels.unsqueeze(1) == reference_labels.unsqueeze(0), dtype=mat.dtype)
+                exp = torch.nn.functional.softmax(mat, dim=1)
+                exp = torch.sum(exp * same_labels, dim=1)
+                non_zero = exp != 0
+                return -torch.log(exp[non_zero]).mean()
+        """, "a boolean selection of the nonzero elements (pytorch-metric-learning 2.9)"),
+        Valid("""
+            import torch
+            from ..utils import common_functions as c_f
+
+            def ntxent_loss(pos, neg):
+                numerator = torch.exp(pos)
+                denominator = torch.sum(torch.exp(neg), dim=1) + numerator
+                return -torch.log(numerator / denominator + c_f.small_val(pos.dtype)).mean()
+        """, "an epsilon from a helper in another module, known by its name"),
+        Valid("""
+            import torch
+
+            def pnp_loss(sim_diff, n, neg_rows, neg_cols):
+                neg = torch.zeros(n, n)
+                neg[neg_rows, neg_cols] = 1
+                mask = neg.unsqueeze(0).repeat(n, 1, 1)
+                rank = torch.sum(torch.sigmoid(sim_diff) * mask, dim=-1)
+                return torch.log(1 + rank).mean()
+        """, "log(1 + sum of sigmoid * 0/1 mask), the mask built by zeros() and index stores"),
+        Valid("""
+            import torch
+
+            def sampson_loss(numerator, denominator, scale2):
+                r2 = (numerator * denominator.rsqrt()).square()
+                return torch.log1p(r2 / scale2).sum()
+        """, "a hyper-parameter divisor keeps the quotient's sign: log1p(nonnegative) (kornia 0.9)"),
+        Valid("""
+            import jax.numpy as jnp
+
+            def kl_divergence(log_predictions, targets):
+                loss = targets * (jnp.where(targets == 0, 0, jnp.log(targets)) - log_predictions)
+                return jnp.sum(loss, axis=-1)
+        """, "where selects the log only where its argument is nonzero (optax 0.2.8)"),
     ]
     INVALID = [
         Invalid("""

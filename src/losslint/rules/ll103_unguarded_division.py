@@ -53,11 +53,11 @@ class UnguardedDivision(Rule):
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if isinstance(node.operator, (cst.Divide, cst.FloorDivide)):
-            self._check(node, node.right)
+            self._check(node, node.left, node.right)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.operator, cst.DivideAssign):
-            self._check(node, node.value)
+            self._check(node, node.target, node.value)
 
     def visit_Call(self, node: cst.Call) -> None:
         op = self.op_of(node)
@@ -65,18 +65,22 @@ class UnguardedDivision(Rule):
             return
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+        num: cst.BaseExpression | None
         if op.name == "reciprocal":
+            num = None
             den = node.func.value if op.is_method else (positional[0] if positional else None)  # type: ignore
         elif op.is_method:
+            num = node.func.value  # type: ignore[attr-defined]
             den = positional[0] if positional else keywords.get("other")
         else:
+            num = positional[0] if positional else keywords.get("x")
             den = positional[1] if len(positional) > 1 else keywords.get("y", keywords.get("other"))
         if den is not None:
-            self._check(node, den)
+            self._check(node, num, den)
 
-    def _check(self, node: cst.CSTNode, den: cst.BaseExpression) -> None:
-        v = self.value(den)
-        if not _risky(v):
+    def _check(self, node: cst.CSTNode, num: cst.BaseExpression | None, den: cst.BaseExpression) -> None:
+        v = self.context.facts.denominator(num, den, self.stmt)
+        if not _risky(v) or self.context.facts.only_compared(node, self.stmt):
             return
         self.report(node, f"division by `{self.source_of(den)}` ({origin_phrase(v)}), which can be 0: the loss "
                           f"and its gradient become NaN/inf")
@@ -156,6 +160,98 @@ class UnguardedDivision(Rule):
                 union = pred.sum() + target.sum() - inter
                 return 1 - inter / torch.maximum(union, torch.tensor(eps))
         """, "maximum with a positive eps parameter"),
+        Valid("""
+            from keras import ops
+
+            def categorical_focal_crossentropy(y_true, y_pred, axis=-1):
+                output = y_pred / ops.sum(y_pred, axis=axis, keepdims=True)
+                output = ops.clip(output, 1e-7, 1.0 - 1e-7)
+                return -ops.sum(y_true * ops.log(output), axis=axis)
+        """, "renormalising a predicted distribution by its own total (1 by contract), as Keras' losses do"),
+        Valid("""
+            from keras import ops
+
+            def categorical_generalized_cross_entropy(y_true, y_pred, q):
+                p = ops.sum(y_pred * y_true, axis=-1)
+                return (1 - ops.power(p, q)) / q
+        """, "`q` beside an explicit (y_true, y_pred) is a hyper-parameter, not a prediction (keras 3.15)"),
+        Valid("""
+            import jax
+            import jax.numpy as jnp
+
+            def dice_loss(predictions, targets, alpha=0.5, beta=0.5, smooth=1.0):
+                probs = jax.nn.softmax(predictions, axis=-1)
+                intersection = jnp.sum(probs * targets, axis=(1, 2))
+                pred_sum = jnp.sum(probs, axis=(1, 2))
+                target_sum = jnp.sum(targets, axis=(1, 2))
+                denominator = (intersection + alpha * (pred_sum - intersection)
+                               + beta * (target_sum - intersection) + smooth)
+                return 1.0 - (intersection + smooth) / denominator
+        """, "the intersection never exceeds either sum, so the Tversky denominator is >= smooth (optax 0.2.8)"),
+        Valid("""
+            import torch
+
+            def _lovasz_grad(gt_sorted):
+                gts = gt_sorted.sum()
+                intersection = gts - gt_sorted.float().cumsum(0)
+                union = gts + (1 - gt_sorted).float().cumsum(0)
+                return 1.0 - intersection / union
+
+            def lovasz_hinge_loss(logits, labels):
+                errors, perm = torch.sort(1.0 - logits * (2.0 * labels - 1.0), descending=True)
+                return torch.dot(torch.relu(errors), _lovasz_grad(labels[perm]))
+        """, "sum(t) + cumsum(1 - t) >= 1: the Lovasz union (smp 0.6, kornia 0.9)"),
+        Valid("""
+            import torch
+
+            def pnp_loss(sim, labels):
+                pos = (labels[:, None] == labels[None, :]).float()
+                safe = pos.sum(dim=1) > 1
+                if torch.sum(safe) == 0:
+                    return sim.sum() * 0
+                return (sim * pos).sum(dim=1)[safe].sum() / torch.sum(safe)
+        """, "an early return when the denominator is 0 (pytorch-metric-learning 2.9)"),
+        Valid("""
+            import torch
+
+            def tcm_loss(pos_sims, margin=0.9):
+                below = pos_sims <= margin
+                num = ((margin - pos_sims) * below).sum()
+                denom = below.sum()
+                return 0 if below.sum() == 0 else num / denom
+        """, "a conditional expression that tests the denominator (pytorch-metric-learning 2.9)"),
+        Valid("""
+            import torch
+
+            class AngularLoss(torch.nn.Module):
+                def forward(self, anchors, positives, keep_mask):
+                    self.set_stats(anchors, keep_mask)
+                    return (anchors - positives).pow(2).sum()
+
+                def set_stats(self, anchors, keep_mask):
+                    with torch.no_grad():
+                        self.avg = torch.sum(anchors[keep_mask]) / torch.sum(keep_mask)
+        """, "a helper that returns nothing records statistics; it computes no loss"),
+        Valid("""
+            import torch
+
+            def d1_error(input, target, abs_threshold=3.0, rel_threshold=0.05):
+                error = (input - target).abs()
+                outlier = (error > abs_threshold) & (error / target.abs() > rel_threshold)
+                return outlier.float().mean()
+        """, "a quotient only compared: inf or NaN decides a boolean and never reaches the value (kornia 0.9)"),
+        Valid("""
+            import torch
+            import torch.nn.functional as F
+
+            def smooth_ap_loss(sims, temperature=0.01):
+                n = sims.size(0)
+                mask = 1.0 - torch.eye(n)
+                mask = mask.unsqueeze(0).repeat(n, 1, 1)
+                diff = sims.unsqueeze(1).repeat(1, n, 1) - sims.unsqueeze(2)
+                ranks = torch.sum(F.sigmoid(diff / temperature) * mask, dim=-1) + 1
+                return 1 - (ranks.diagonal() / ranks).mean()
+        """, "1 + a sum of sigmoids times a 0/1 mask built from eye() (pytorch-metric-learning 2.9)"),
     ]
     INVALID = [
         Invalid("""
@@ -217,4 +313,21 @@ class UnguardedDivision(Rule):
                 loss /= target.sum()
                 return loss
         """, "LL103", 6, "augmented assignment divide by a label sum"),
+        Invalid("""
+            import jax.numpy as jnp
+
+            def ntxent(embeddings, labels, temperature=0.07):
+                same = labels[:, None] == labels[None, :]
+                positives = jnp.bool_(same - jnp.eye(labels.shape[0]))
+                logits = embeddings @ embeddings.T / temperature
+                return -(logits * positives).sum() / positives.sum()
+        """, "LL103", 7, "a batch without positive pairs: 0 / 0 (optax 0.2.8 ntxent)"),
+        Invalid("""
+            import torch
+
+            def pair_loss(dist, pos_idx, n):
+                mask = torch.zeros(n)
+                mask[pos_idx] = 1
+                return (dist * mask).sum() / mask.sum()
+        """, "LL103", 6, "a mask filled by index stores can be empty"),
     ]

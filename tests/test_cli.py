@@ -153,5 +153,7 @@ def test_gitignore_and_exclude_are_honoured(run_cli, tmp_path):
     (tmp_path / "vendor").mkdir()
     (tmp_path / "vendor" / "v.py").write_text(BUGGY, encoding="utf-8")
     (tmp_path / "own.py").write_text(BUGGY, encoding="utf-8")
-    out = run_cli("check", "--format", "concise", "--exclude", "vendor/", str(tmp_path)).stdout
-    assert "own.py" in out and "g.py" not in out and "v.py" not in out
+    (tmp_path / "third").mkdir()
+    (tmp_path / "third" / "t.py").write_text(BUGGY, encoding="utf-8")
+    out = run_cli("check", "--format", "concise", "--exclude", "vendor/", "--exclude", "third/", str(tmp_path)).stdout
+    assert "own.py" in out and "g.py" not in out and "v.py" not in out and "t.py" not in out

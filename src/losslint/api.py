@@ -5,26 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 
+from losslint import suppressions
+from losslint.config import ConfigError, Overrides, Settings, resolve
 from losslint.engine import lint_module_source
 from losslint.files import Candidate, discover, read_source
 from losslint.model import FileError, FileResult, Severity
 from losslint.rules import all_rules
 from losslint.rules.base import Rule
 
+# An unknown selector is a configuration error (exit 2), whichever way it arrived.
+SelectionError = ConfigError
 
-class SelectionError(ValueError):
-    """An unknown rule code, prefix or name in select/ignore."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    select: tuple[str, ...] = ("LL",)
-    ignore: tuple[str, ...] = ()
-    extend_select: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    severity: dict[str, Severity] = field(default_factory=dict)
+__all__ = ["ConfigError", "Overrides", "SelectionError", "Settings", "lint_paths", "lint_source", "selected_rules"]
 
 
 def _matches(rule: type[Rule], selector: str) -> bool:
@@ -36,28 +31,35 @@ def _check_selectors(selectors: Iterable[str]) -> None:
     rules = all_rules()
     for s in selectors:
         if not s.strip() or not any(_matches(r, s) for r in rules):
-            raise SelectionError(f"unknown rule code, prefix or name: {s!r}")
+            raise ConfigError(f"unknown rule code, prefix or name: {s!r}")
 
 
-def selected_rules(settings: Settings) -> list[type[Rule]]:
+def selected_rules(settings: Settings, path: str | None = None) -> list[type[Rule]]:
     _check_selectors((*settings.select, *settings.ignore, *settings.extend_select))
+    ignore = (*settings.ignore, *(settings.ignored_for(path) if path else ()))
     chosen = [r for r in all_rules()
               if any(_matches(r, s) for s in (*settings.select, *settings.extend_select))]
-    return [r for r in chosen if not any(_matches(r, s) for s in settings.ignore)]
+    return [r for r in chosen if not any(_matches(r, s) for s in ignore)]
 
 
 def lint_source(source: str, path: str = "<stdin>", settings: Settings | None = None) -> FileResult:
     settings = settings or Settings()
-    return _lint_text(source, path, tuple(r.code for r in selected_rules(settings)), settings.severity)
+    codes = tuple(r.code for r in selected_rules(settings, path))
+    return _lint_text(source, path, codes, settings.severity)
 
 
 def _lint_text(source: str, path: str, codes: tuple[str, ...], severity: dict[str, Severity]) -> FileResult:
     rules = [r for r in all_rules() if r.code in codes]
     try:
-        return lint_module_source(source, path, rules, severity)
+        result = lint_module_source(source, path, rules, severity)
     except Exception as err:  # noqa: BLE001 - a bug of ours must not stop the other files
         return FileResult(path, source, error=FileError("internal", f"internal error ({type(err).__name__}: {err}); "
                                                                     "please report it"))
+    if result.diagnostics:
+        kept, hidden = suppressions.apply(source, result.diagnostics)
+        if hidden:
+            result = replace(result, diagnostics=kept, extra={**result.extra, "suppressed": hidden})
+    return result
 
 
 def _lint_one(args: tuple[str, tuple[str, ...], dict[str, Severity]]) -> FileResult:
@@ -68,29 +70,51 @@ def _lint_one(args: tuple[str, tuple[str, ...], dict[str, Severity]]) -> FileRes
     return _lint_text(text, path, codes, severity)  # type: ignore[arg-type]
 
 
-def lint_paths(paths: list[str], settings: Settings | None = None, jobs: int | None = None,
+def settings_for(path: str, overrides: Overrides) -> Settings:
+    return resolve(path, overrides)
+
+
+def lint_paths(paths: list[str], settings: Settings | Overrides | None = None, jobs: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[FileResult]:
-    """Lint every file under `paths`. Results come back in discovery order."""
-    settings = settings or Settings()
-    codes = tuple(r.code for r in selected_rules(settings))
-    candidates: list[Candidate] = list(discover(paths, settings.exclude))
+    """Lint every file under `paths`. Results come back in discovery order.
+
+    With `Overrides` (the command line), each file gets the settings of its nearest config file plus the overrides;
+    with `Settings`, every file gets those settings.
+    """
+    if settings is None:
+        settings = Overrides()
+    candidates: list[Candidate] = []
+    for raw in paths:
+        root_settings = settings if isinstance(settings, Settings) else settings_for(raw, settings)
+        excl = root_settings.exclude
+        candidates.extend(discover([raw], excl))
     results: list[FileResult | None] = [None] * len(candidates)
-    todo = []
+    todo: list[int] = []
+    work: list[tuple[str, tuple[str, ...], dict[str, Severity]]] = []
     for i, c in enumerate(candidates):
         if c.error is not None:
             results[i] = FileResult(c.path, error=c.error)
-        else:
-            todo.append(i)
+            continue
+        s = settings if isinstance(settings, Settings) else settings_for(c.path, settings)
+        todo.append(i)
+        work.append((c.path, tuple(r.code for r in selected_rules(s, c.path)), s.severity))
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    work = [(candidates[i].path, codes, settings.severity) for i in todo]
     done = 0
     if jobs > 1 and len(work) >= 8:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for i, res in zip(todo, pool.map(_lint_one, work, chunksize=4)):
-                results[i] = res
-                done += 1
-                if progress:
-                    progress(done, len(work))
+        try:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for i, res in zip(todo, pool.map(_lint_one, work, chunksize=4)):
+                    results[i] = res
+                    done += 1
+                    if progress:
+                        progress(done, len(work))
+        except BrokenProcessPool:
+            # A worker died (a crash in native code): report what it left unanalysed rather than drop it.
+            crashed = FileError("internal", "not analysed: a worker process crashed on this file or one analysed "
+                                            "alongside it (run with --jobs 1 to find which); please report it")
+            for i in todo:
+                if results[i] is None:
+                    results[i] = FileResult(candidates[i].path, error=crashed)
     else:
         for i, w in zip(todo, work):
             results[i] = _lint_one(w)

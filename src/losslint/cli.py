@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from losslint import __version__
-from losslint.api import SelectionError, Settings, lint_paths, lint_source
+from losslint.api import ConfigError, Overrides, lint_paths, lint_source, settings_for
 from losslint.model import FileResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", action="store_true", help="print only the summary and file errors")
     check.add_argument("--stdin-filename", default="<stdin>", help="the name to report for - (stdin)")
     check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    check.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
+    check.add_argument("--show-settings", action="store_true",
+                       help="print the resolved settings for the first path and exit")
 
     rule = sub.add_parser("rule", help="print a rule's page")
     rule.add_argument("rule", help="code or name, e.g. LL101 or unguarded-log")
@@ -62,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rule(args)
         parser.print_help()
         return EXIT_ERROR
-    except SelectionError as err:
+    except ConfigError as err:
         print(f"losslint: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -70,16 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = Settings(
-        select=tuple(args.select) if args.select else ("LL",),
+    overrides = Overrides(
+        select=tuple(args.select) if args.select else None,
         extend_select=tuple(args.extend_select),
         ignore=tuple(args.ignore),
         exclude=tuple(args.exclude),
+        config=args.config,
     )
+    if args.show_settings:
+        return _show_settings(args.paths[0] if args.paths != ["-"] else args.stdin_filename, overrides)
     if args.paths == ["-"]:
-        results = [lint_source(sys.stdin.read(), args.stdin_filename, settings)]
+        results = [lint_source(sys.stdin.read(), args.stdin_filename, settings_for(args.stdin_filename, overrides))]
     else:
-        results = _lint_with_progress(args, settings)
+        results = _lint_with_progress(args, overrides)
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout  # noqa: SIM115
     try:
         if args.format == "text":
@@ -98,7 +104,27 @@ def _check(args: argparse.Namespace) -> int:
     return _exit_code(results, args.exit_zero)
 
 
-def _lint_with_progress(args: argparse.Namespace, settings: Settings) -> list[FileResult]:
+def _show_settings(path: str, overrides: Overrides) -> int:
+    from losslint.api import selected_rules
+
+    s = settings_for(path, overrides)
+    doc = {
+        "path": path,
+        "config": s.source,
+        "select": list(s.select),
+        "extend-select": list(s.extend_select),
+        "ignore": list(s.ignore),
+        "exclude": list(s.exclude),
+        "per-file-ignores": {glob: list(codes) for glob, codes in s.per_file_ignores},
+        "severity": {code: sev.label for code, sev in s.severity.items()},
+        "rules": s.rule_options,
+        "enabled": [r.code for r in selected_rules(s, path)],
+    }
+    print(json.dumps(doc, indent=2))
+    return EXIT_CLEAN
+
+
+def _lint_with_progress(args: argparse.Namespace, settings: Overrides) -> list[FileResult]:
     # A progress bar only for people: stderr is a terminal and the output is text.
     if args.no_progress or args.format != "text" or not sys.stderr.isatty():
         return lint_paths(args.paths, settings, jobs=args.jobs)

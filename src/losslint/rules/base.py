@@ -63,6 +63,8 @@ class Rule:
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow", "keras", "torch", "jax", "numpy")
     # Numeric rules look only inside loss scopes; pipeline rules look at the whole module.
     scoped: ClassVar[bool] = True
+    # Options users may set under [tool.losslint.rules.LLxxx], with their defaults (the type is enforced).
+    options: ClassVar[dict[str, object]] = {}
     VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

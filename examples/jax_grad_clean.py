@@ -22,7 +22,8 @@ def logistic_loss(params, x, labels):
 
 def cosine_loss(params, x, targets, eps=1e-8):
     emb = x @ params["w"]
-    den = jnp.maximum(jnp.linalg.norm(emb, axis=-1) * jnp.linalg.norm(targets, axis=-1), eps)
+    # safe_norm, not maximum(norm(x), eps): the gradient of norm at a zero vector is NaN even when maximum picks eps
+    den = optax.safe_norm(emb, eps, axis=-1) * optax.safe_norm(targets, eps, axis=-1)
     return jnp.mean(1 - jnp.sum(emb * targets, axis=-1) / den)
 
 

@@ -89,7 +89,8 @@ def test_every_rule_is_exercised_by_a_buggy_example(report):
     assert {r.code for r in all_rules() if r.code in ("LL101", "LL102", "LL103")} <= codes
 
 
-@pytest.mark.parametrize("stem", ["tf1_graph", "keras3_ops", "torch_training", "jax_grad", "numpy_loss", "keras_losses"])
+@pytest.mark.parametrize("stem", ["tf1_graph", "keras3_ops", "torch_training", "jax_grad", "numpy_loss",
+                                  "keras_losses"])
 def test_each_framework_has_a_buggy_and_a_clean_file(stem):
     assert (EXAMPLES / f"{stem}_buggy.py").is_file()
     assert (EXAMPLES / f"{stem}_clean.py").is_file()

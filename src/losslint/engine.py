@@ -19,6 +19,7 @@ from losslint.analysis.ops import FRAMEWORK_ROOTS
 from losslint.analysis.scopes import Scope, ScopeMap
 from losslint.analysis.walk import Dispatch, walk
 from losslint.positions import node_ranges
+from losslint.files import nesting_error
 from losslint.model import Diagnostic, FileError, FileResult, Position, Range, Severity
 from losslint.rules import all_rules
 from losslint.rules.base import Rule
@@ -135,6 +136,9 @@ def lint_module_source(source: str, path: str = "<stdin>", rules: Iterable[type[
     """Lint decoded source text. Never raises for bad input: problems become a per-file error."""
     if prefilter and not imports_framework(source):
         return FileResult(path=path, source=source, skipped=True)
+    too_deep = nesting_error(source)  # libcst's native parser would overflow the C stack (a segfault) on it
+    if too_deep is not None:
+        return FileResult(path, source, error=too_deep)
     rule_classes = list(rules) if rules is not None else list(all_rules())
     old_limit = sys.getrecursionlimit()
     try:

@@ -488,6 +488,9 @@ class Facts:
             if related is not None:
                 return related.with_origins(*(a.origins | b.origins))
         if isinstance(op, cst.Add):
+            mix = self._convex_mix(node, stmt, ev)
+            if mix is not None:
+                return mix.with_origins(*(a.origins | b.origins))
             return _add(a, b)
         if isinstance(op, cst.Subtract):
             r = _add(a, _neg(b))
@@ -503,6 +506,23 @@ class Facts:
         if isinstance(op, cst.Power):
             return _pow(a, b)
         return Value(origins=a.origins | b.origins)
+
+    def _convex_mix(self, node: cst.BinaryOperation, stmt: StmtInfo, ev) -> Value | None:  # type: ignore[no-untyped-def]
+        """`t * a + (1 - t) * b` with t in [0, 1] (the focal loss's p_t) lies between a and b: interval arithmetic alone
+        would lose the link between t and 1 - t and let the sum reach 0."""
+        left, right = node.left, node.right
+        if not (isinstance(left, cst.BinaryOperation) and isinstance(left.operator, cst.Multiply)
+                and isinstance(right, cst.BinaryOperation) and isinstance(right.operator, cst.Multiply)):
+            return None
+        for first, second in ((left, right), (right, left)):
+            for t, a in ((first.left, first.right), (first.right, first.left)):
+                for one_minus, b in ((second.left, second.right), (second.right, second.left)):
+                    if (isinstance(one_minus, cst.BinaryOperation) and isinstance(one_minus.operator, cst.Subtract)
+                            and _literal(one_minus.left) == 1.0 and _same(one_minus.right, t)):
+                        tv = ev(t)
+                        if tv.lo >= 0 and tv.hi <= 1:
+                            return hull([ev(a), ev(b)])
+        return None
 
     def _subscript(self, node: cst.Subscript, stmt: StmtInfo, ev) -> Value:  # type: ignore[no-untyped-def]
         base = node.value
@@ -720,6 +740,8 @@ class Facts:
             return POSITIVE.with_origins("exp", *x.origins)
         if name == "softplus":
             return POSITIVE.with_origins("softplus")
+        if name == "relu":
+            return Value(0.0, max(x.hi, 0.0), False, False, x.origins, x.guard)
         if name == "sigmoid":
             return UNIT.with_origins("sigmoid", "probability")
         if name == "softmax":

@@ -104,6 +104,10 @@ _SPEC: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "log_sigmoid": [
         (TF_MATH + KERAS_OPS + TORCH_F + JAX_NN, ("log_sigmoid", "logsigmoid")),
     ],
+    "relu": [
+        (TF_NN + KERAS_BACKEND + KERAS_OPS + KERAS_ACTIVATIONS + TORCH + TORCH_F + JAX_NN, ("relu",)),
+        (TF_NN + TORCH_F + JAX_NN + KERAS_OPS, ("relu6",)),
+    ],
     "softplus": [
         (TF_MATH + TF_NN + KERAS_BACKEND + KERAS_OPS + KERAS_ACTIVATIONS + TORCH_F + JAX_NN, ("softplus",)),
     ],
@@ -215,7 +219,7 @@ TENSOR_METHODS: dict[str, str] = {
     "sqrt": "sqrt", "rsqrt": "rsqrt", "square": "square", "abs": "abs", "pow": "pow", "neg": "negative",
     "div": "divide", "true_divide": "divide", "reciprocal": "reciprocal",
     "clamp": "clip", "clip": "clip", "clamp_min": "maximum", "clamp_max": "minimum",
-    "sigmoid": "sigmoid", "softmax": "softmax", "log_softmax": "log_softmax",
+    "sigmoid": "sigmoid", "softmax": "softmax", "relu": "relu", "log_softmax": "log_softmax",
     "sum": "sum", "mean": "mean", "std": "std", "var": "var", "norm": "norm", "prod": "prod",
     "numel": "size", "nan_to_num": "nan_to_num",
     "float": "identity", "double": "identity", "half": "identity", "view": "identity", "reshape": "identity",
@@ -229,7 +233,7 @@ TENSOR_METHODS: dict[str, str] = {
 # Lightning is not a log.
 NO_ARG_METHODS = frozenset({
     "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "rsqrt", "square", "abs", "neg", "sigmoid",
-    "reciprocal", "numel", "float", "double", "half", "contiguous", "detach", "bool",
+    "reciprocal", "numel", "relu", "float", "double", "half", "contiguous", "detach", "bool",
 })
 
 

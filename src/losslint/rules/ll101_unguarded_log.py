@@ -72,6 +72,14 @@ class UnguardedLog(Rule):
 
     VALID = [
         Valid("""
+            from keras import ops
+
+            def binary_focal_loss(y_true, y_pred, gamma=2.0):
+                y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+                p_t = y_true * y_pred + (1 - y_true) * (1 - y_pred)
+                return -ops.mean((1 - p_t) ** gamma * ops.log(p_t))
+        """, "focal loss p_t: a convex mix of clipped y_pred and 1 - y_pred stays >= eps"),
+        Valid("""
             import tensorflow as tf
 
             def crossentropy(y_true, y_pred):

@@ -255,6 +255,13 @@ class UnguardedDivision(Rule):
     ]
     INVALID = [
         Invalid("""
+            from keras import ops
+
+            def relu_normalised_loss(y_true, y_pred):
+                s = ops.relu(y_pred)
+                return -ops.sum(y_true * s / ops.sum(s, axis=-1, keepdims=True))
+        """, "LL103", 5, "relu outputs are nonnegative and can all be 0"),
+        Invalid("""
             import tensorflow as tf
 
             def dice_loss(y_true, y_pred):

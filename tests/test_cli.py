@@ -157,3 +157,32 @@ def test_gitignore_and_exclude_are_honoured(run_cli, tmp_path):
     (tmp_path / "third" / "t.py").write_text(BUGGY, encoding="utf-8")
     out = run_cli("check", "--format", "concise", "--exclude", "vendor/", "--exclude", "third/", str(tmp_path)).stdout
     assert "own.py" in out and "g.py" not in out and "v.py" not in out and "t.py" not in out
+
+
+def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    for i in range(3):
+        (tmp_path / f"m{i}.py").write_text(CLEAN, encoding="utf-8")
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="120", TERM="xterm")
+    proc = subprocess.run([sys.executable, "-m", "losslint", "check", "--jobs", "1", str(tmp_path)],
+                          stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    tty_err = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "linting" in tty_err  # the bar was drawn on the terminal
+    assert "linting" not in proc.stdout.decode()  # and never mixed into the report

@@ -82,7 +82,11 @@ def test_json_output_validates_against_the_shipped_schema(run_cli, project):
     assert diag["data"]["scope"] == "loss-style function `crossentropy` (y_true, y_pred)"
     assert diag["codeDescription"]["href"].endswith("docs/rules/LL101-unguarded-log.md")
     assert by_name["clean.py"]["diagnostics"] == [] and by_name["clean.py"]["error"] is None
-    assert doc["summary"] == {"files": 2, "findings": 1, "errors": 0, "fixable": 0}
+    assert doc["summary"] == {"files": 2, "findings": 1, "errors": 0, "fixable": 1}
+    fix = diag["data"]["fix"]
+    assert fix["applicability"] == "safe" and fix["confirmed"] is None  # check never runs TensorFlow
+    assert fix["edits"] == [{"range": {"start": {"line": 4, "character": 47}, "end": {"line": 4, "character": 53}},
+                             "newText": "tf.math.maximum(y_pred, 1e-7)"}]
     assert by_name["buggy.py"]["uri"].startswith("file:///")
 
 

@@ -51,3 +51,23 @@ def test_rule_metadata_is_complete(rule):
 def test_codes_and_names_are_unique():
     assert len({r.code for r in RULES}) == len(RULES)
     assert len({r.name for r in RULES}) == len(RULES)
+
+
+@pytest.mark.parametrize(("rule", "example"), list(_cases("INVALID")))
+def test_invalid_examples_carry_their_expected_fix(rule, example):
+    from losslint.fixes.apply import apply_edits
+
+    result = lint_module_source(example.text, "example.py", [rule])
+    fixes = [d.fix for d in result.diagnostics if d.code == rule.code and d.fix is not None]
+    if example.fixed_text is None:
+        assert fixes == [], f"{rule.code} ({example.note}) offers a fix the example does not expect"
+        return
+    assert fixes, f"{rule.code} ({example.note}) expected a fix"
+    fixed, left = apply_edits(example.text, [e for f in fixes for e in f.edits])
+    assert left == []
+    assert fixed == example.fixed_text
+    again = lint_module_source(fixed, "example.py", [rule])
+    assert again.error is None
+    assert [d for d in again.diagnostics if d.fix is not None] == [], "fixing must be idempotent"
+    for f in fixes:
+        assert f.applicability in ("safe", "unsafe", "display-only") and f.title

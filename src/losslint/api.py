@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -16,10 +17,14 @@ from losslint.model import FileError, FileResult, Severity
 from losslint.rules import all_rules
 from losslint.rules.base import Rule
 
+if TYPE_CHECKING:
+    from losslint.fixes.apply import FixOutcome
+
 # An unknown selector is a configuration error (exit 2), whichever way it arrived.
 SelectionError = ConfigError
 
-__all__ = ["ConfigError", "Overrides", "SelectionError", "Settings", "lint_paths", "lint_source", "selected_rules"]
+__all__ = ["ConfigError", "Overrides", "SelectionError", "Settings", "fix_paths", "lint_paths", "lint_source",
+           "selected_rules"]
 
 
 def _matches(rule: type[Rule], selector: str) -> bool:
@@ -122,3 +127,48 @@ def lint_paths(paths: list[str], settings: Settings | Overrides | None = None, j
             if progress:
                 progress(done, len(work))
     return [r for r in results if r is not None]
+
+
+def _confirmer(confirm: bool):  # type: ignore[no-untyped-def]
+    """The TensorFlow confirmation entry points, or None (not requested, or the package part is missing)."""
+    if not confirm:
+        return None
+    try:
+        from losslint.fixes import confirm as confirm_mod
+    except ImportError:
+        return None
+    return confirm_mod
+
+
+def fix_paths(paths: list[str], settings: Overrides | Settings | None = None, *, unsafe: bool = False,
+              confirm: bool = True, jobs: int | None = None) -> tuple[list["FixOutcome"], list[FileResult]]:
+    """Lint `paths`, confirm the fixes offered (one TensorFlow subprocess for the whole run, then cached), and compute
+    each file's fixed text. Nothing is written here: `write_fixes` does that."""
+    from losslint.fixes.apply import FixOutcome, fix_text
+
+    settings = settings if settings is not None else Overrides()
+    results = lint_paths(paths, settings, jobs=jobs)
+    confirmer = _confirmer(confirm)
+    with_fixes = [r for r in results if r.error is None and any(d.fix for d in r.diagnostics)]
+    if confirmer is not None and with_fixes:
+        confirmed = confirmer.confirm_files([(r.path, r.source or "", r.diagnostics) for r in with_fixes])
+        by_path = {r.path: replace(r, diagnostics=c) for r, c in zip(with_fixes, confirmed)}
+        results = [by_path.get(r.path, r) for r in results]
+    outcomes: list[FixOutcome] = []
+    for r in results:
+        if r.path not in {w.path for w in with_fixes}:
+            continue
+        s = settings if isinstance(settings, Settings) else settings_for(r.path, settings)
+        codes = tuple(rule.code for rule in selected_rules(s, r.path))
+        first = [r]
+
+        def lint(source: str, path: str, codes=codes, s=s, first=first) -> FileResult:  # type: ignore[no-untyped-def]
+            if first:
+                return first.pop()
+            res = _lint_text(source, path, codes, s.severity)
+            if confirmer is not None and any(d.fix for d in res.diagnostics):
+                res = replace(res, diagnostics=confirmer.confirm_file(path, source, res.diagnostics))
+            return res
+
+        outcomes.append(fix_text(r.source or "", r.path, lint, unsafe=unsafe))
+    return outcomes, results

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -42,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--show-settings", action="store_true",
                        help="print the resolved settings for the first path and exit")
 
+    fix = sub.add_parser("fix", help="apply confirmed safe fixes")
+    fix.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .)")
+    fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe and unconfirmed fixes")
+    fix.add_argument("--diff", action="store_true", help="print a unified diff and write nothing")
+    fix.add_argument("--no-confirm", action="store_true",
+                     help="skip the TensorFlow confirmation (fixes then count as unconfirmed)")
+    fix.add_argument("--select", type=_csv, action="extend", default=None)
+    fix.add_argument("--extend-select", type=_csv, action="extend", default=[])
+    fix.add_argument("--ignore", type=_csv, action="extend", default=[])
+    fix.add_argument("--exclude", type=_csv, action="extend", default=[])
+    fix.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
+    fix.add_argument("--jobs", type=int, default=None)
+    fix.add_argument("--quiet", action="store_true", help="print only the summary")
+
     rule = sub.add_parser("rule", help="print a rule's page")
     rule.add_argument("rule", help="code or name, e.g. LL101 or unguarded-log")
 
@@ -59,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "fix":
+            return _fix(args)
         if args.command == "rules":
             return _rules(args)
         if args.command == "rule":
@@ -102,6 +119,62 @@ def _check(args: argparse.Namespace) -> int:
         if args.output_file:
             out.close()
     return _exit_code(results, args.exit_zero)
+
+
+def _fix(args: argparse.Namespace) -> int:
+    import difflib
+
+    from losslint.api import fix_paths
+    from losslint.files import FileChangedError, read_bytes, write_atomic
+    from losslint.outputs.text import print_text
+
+    overrides = Overrides(select=tuple(args.select) if args.select else None, extend_select=tuple(args.extend_select),
+                          ignore=tuple(args.ignore), exclude=tuple(args.exclude), config=args.config)
+    outcomes, results = fix_paths(args.paths, overrides, unsafe=args.unsafe_fixes, confirm=not args.no_confirm,
+                                  jobs=args.jobs)
+    console = Console(highlight=False, soft_wrap=True)
+    fixed_count = 0
+    failed = False
+    remaining: dict[str, tuple] = {}
+    for o in outcomes:
+        remaining[o.path] = o.remaining
+        if o.error:
+            print(f"{o.path}: error: {o.error}", file=sys.stderr)
+            failed = True
+        if not o.changed:
+            continue
+        if args.diff:
+            sys.stdout.writelines(difflib.unified_diff(o.original.splitlines(keepends=True),
+                                                       o.fixed.splitlines(keepends=True),
+                                                       fromfile=f"a/{o.path}", tofile=f"b/{o.path}"))
+            fixed_count += len(o.applied)
+            continue
+        try:
+            on_disk = read_bytes(o.path)
+            if not _same_text(on_disk, o.original):  # edited while we were linting and confirming
+                raise FileChangedError(f"{o.path} changed since it was read; not writing the fix")
+            write_atomic(o.path, on_disk, o.fixed)
+        except (FileChangedError, OSError) as err:
+            print(f"{o.path}: error: {err}", file=sys.stderr)
+            failed = True
+            continue
+        fixed_count += len(o.applied)
+    after = [replace(r, diagnostics=remaining.get(r.path, r.diagnostics)) if not args.diff else r for r in results]
+    if not args.quiet and not args.diff:
+        print_text([r for r in after if r.diagnostics or r.error], console)
+    verb = "Would fix" if args.diff else "Fixed"
+    left = sum(len(r.diagnostics) for r in after) - (fixed_count if args.diff else 0)
+    print(f"{verb} {fixed_count} finding{'s' if fixed_count != 1 else ''}; {left} remaining.", file=sys.stderr)
+    if failed or any(r.error for r in after):
+        return EXIT_FINDINGS
+    return EXIT_FINDINGS if left else EXIT_CLEAN
+
+
+def _same_text(data: bytes, text: str) -> bool:
+    from losslint.files import decode
+
+    decoded, _ = decode(data)
+    return decoded == text
 
 
 def _show_settings(path: str, overrides: Overrides) -> int:

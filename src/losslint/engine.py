@@ -20,9 +20,9 @@ from losslint.analysis.scopes import Scope, ScopeMap
 from losslint.analysis.walk import Dispatch, walk
 from losslint.positions import node_ranges
 from losslint.files import nesting_error
-from losslint.model import Diagnostic, FileError, FileResult, Position, Range, Severity
+from losslint.model import Diagnostic, Edit, Fix, FileError, FileResult, Position, Range, Severity
 from losslint.rules import all_rules
-from losslint.rules.base import Rule
+from losslint.rules.base import FixSpec, Rule
 
 _FRAMEWORK_IMPORT_RE = re.compile(
     r"^[ \t]*(?:from|import)[ \t]+(?:" + "|".join(FRAMEWORK_ROOTS) + r")\b", re.MULTILINE
@@ -42,6 +42,7 @@ class _Report:
     node: cst.CSTNode
     message: str
     scope: Scope | None
+    fix: FixSpec | None = None
 
 
 class RuleContext:
@@ -71,8 +72,8 @@ class RuleContext:
     def code_for(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
-    def report(self, rule: Rule, node: cst.CSTNode, message: str) -> None:
-        self.reports.append(_Report(rule, node, message, self.scope))
+    def report(self, rule: Rule, node: cst.CSTNode, message: str, fix: FixSpec | None = None) -> None:
+        self.reports.append(_Report(rule, node, message, self.scope, fix))
 
 
 class _Dispatcher:
@@ -167,12 +168,21 @@ def lint_module_source(source: str, path: str = "<stdin>", rules: Iterable[type[
 def _diagnostics(module: cst.Module, reports: list[_Report], overrides: dict[str, Severity]) -> list[Diagnostic]:
     if not reports:
         return []
-    positions = node_ranges(module, [r.node for r in reports])
+    nodes = [r.node for r in reports] + [rep.node for r in reports if r.fix for rep in r.fix.replacements]
+    positions = node_ranges(module, nodes)
+
+    def to_range(node: cst.CSTNode) -> Range:
+        (sl, sc), (el, ec) = positions[id(node)]
+        return Range(Position(sl - 1, sc), Position(el - 1, ec))
+
     out: dict[tuple, Diagnostic] = {}
     for r in reports:
-        (sl, sc), (el, ec) = positions[id(r.node)]
-        rng = Range(Position(sl - 1, sc), Position(el - 1, ec))
+        rng = to_range(r.node)
         code = r.rule.code
+        fix = None
+        if r.fix is not None:
+            fix = Fix(r.fix.title, r.fix.applicability,
+                      tuple(Edit(to_range(rep.node), rep.text) for rep in r.fix.replacements))
         diag = Diagnostic(
             code=code,
             name=r.rule.name,
@@ -180,6 +190,7 @@ def _diagnostics(module: cst.Module, reports: list[_Report], overrides: dict[str
             range=rng,
             severity=overrides.get(code, r.rule.severity),
             scope=r.scope.description if r.scope is not None else None,
+            fix=fix,
         )
         out.setdefault((code, rng), diag)  # one finding per rule per node
     return sorted(out.values(), key=lambda d: (d.range.start, d.code))

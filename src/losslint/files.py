@@ -6,6 +6,7 @@ import io
 import os
 import re
 import stat
+import tempfile
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -234,3 +235,36 @@ def nesting_error(source: str) -> FileError | None:
 def _too_deep(source: str, offset: int, what: str) -> FileError:
     line = source.count("\n", 0, offset) + 1
     return FileError("too-large", f"nesting too deep to analyse at line {line}: {what}")
+
+
+class FileChangedError(OSError):
+    """The file changed on disk between reading it and writing the fix: the write is refused."""
+
+
+def read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_atomic(path: str, original: bytes, new_text: str) -> None:
+    """Write `new_text` in the file's own encoding (BOM and coding cookie kept; newlines are already the file's, since
+    decoding does not translate them), through a temp file in the same folder renamed over the original, with the
+    original's permission bits. Refused if the file no longer holds `original`."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    data = new_text.encode(encoding)
+    if read_bytes(path) != original:
+        raise FileChangedError(f"{path} changed since it was read; not writing the fix")
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    fd, tmp = tempfile.mkstemp(prefix=".losslint-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

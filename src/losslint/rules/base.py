@@ -41,10 +41,41 @@ class Invalid:
     code: str
     line: int
     note: str = ""
+    # The whole example after applying this rule's fixes, or None when the rule offers no fix here.
+    fixed: str | None = None
 
     @property
     def text(self) -> str:
         return textwrap.dedent(self.source).lstrip("\n")
+
+    @property
+    def fixed_text(self) -> str | None:
+        return textwrap.dedent(self.fixed).lstrip("\n") if self.fixed is not None else None
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Replace `node` (its syntactic range) with `new`, a libcst node or source text."""
+
+    node: cst.CSTNode
+    new: cst.CSTNode | str
+
+    @property
+    def text(self) -> str:
+        return self.new if isinstance(self.new, str) else cst.Module(body=[]).code_for_node(self.new)
+
+
+@dataclass(frozen=True)
+class FixSpec:
+    """What a rule proposes; the engine turns the replacements into text edits (`model.Fix`).
+
+    applicability: "safe" (same values wherever the original was finite: applied once confirmed under TensorFlow),
+    "unsafe" (changes the loss: applied only with --unsafe-fixes) or "display-only" (shown, never applied).
+    """
+
+    title: str
+    applicability: str
+    replacements: tuple[Replacement, ...]
 
 
 class Rule:
@@ -72,8 +103,8 @@ class Rule:
         self.context = context
 
     # ---- helpers for subclasses ------------------------------------------------------------------------------
-    def report(self, node: cst.CSTNode, message: str) -> None:
-        self.context.report(self, node, message)
+    def report(self, node: cst.CSTNode, message: str, fix: FixSpec | None = None) -> None:
+        self.context.report(self, node, message, fix)
 
     def op_of(self, call: cst.Call) -> "Op | None":
         return self.context.index.op_of(call)

@@ -6,12 +6,14 @@ import libcst as cst
 
 from losslint.analysis.facts import _add, activation_under_log, const, origin_phrase
 from losslint.analysis.index import operand
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import lower_bound
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 # Origins that make a zero argument a real hazard; a log of an arbitrary value of unknown origin is not reported.
 _RISKY = frozenset({"y_pred", "y_true", "probability", "softmax", "sigmoid", "ratio", "difference", "sum", "count",
                     "mask", "norm", "logits", "std"})
 _LOGS = frozenset({"log", "log2", "log10", "log1p"})
+_EPS = "1e-7"  # the smallest eps for which 1 - eps != 1 in float32 (Keras' epsilon())
 
 
 class UnguardedLog(Rule):
@@ -41,9 +43,12 @@ class UnguardedLog(Rule):
         # or better: keep logits and use tf.nn.softmax_cross_entropy_with_logits
     """
     fix_safety = (
-        "No automatic fix yet. The planned fix clips the argument to [eps, 1 - eps] with an eps the computation dtype "
-        "can represent (1e-7 in float32); it changes values only where the original was -inf/NaN, which the "
-        "TensorFlow confirmation checks before the fix is offered as safe."
+        "Safe once confirmed. For a nonnegative argument the fix bounds it below by eps in the call's own spelling "
+        "(`tf.maximum(x, 1e-7)`, `K.maximum(x, K.epsilon())`, `ops.maximum`, `jnp.maximum`, `torch.clamp(x, "
+        "min=1e-7)`, `x.clamp(min=1e-7).log()`); values change only where x < eps, where the original log was -inf "
+        "or within float32 noise of it. `losslint fix` applies it after TensorFlow has run both versions and found "
+        "values and gradients equal on normal inputs and finite on edge inputs (exact 0 and 1). No fix is offered "
+        "for arguments that can be negative (the log itself is the bug there) or for `log1p`."
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -68,7 +73,18 @@ class UnguardedLog(Rule):
                               f"-inf/NaN and its gradient NaN")
         else:
             self.report(node, f"{shown} of `{what}` ({where}), which can be 0: the loss becomes -inf and its "
-                              f"gradient NaN")
+                              f"gradient NaN", self._fix(node, op, arg, v))
+
+    def _fix(self, node: cst.Call, op, arg: cst.BaseExpression, v) -> FixSpec | None:  # type: ignore[no-untyped-def]
+        # Bounding a nonnegative value below by eps changes it only where it was below eps, i.e. where the log was
+        # -inf or within float32 noise of it: safe, once TensorFlow confirms values and gradients agree elsewhere.
+        if op.name == "log1p" or v.lo < 0:
+            return None
+        bounded = lower_bound(self.context.index, node, op, arg, _EPS)
+        if bounded is None:
+            return None
+        return FixSpec(f"bound `{self.source_of(arg, 30)}` below by eps before the log", "safe",
+                       (Replacement(arg, bounded),))
 
     VALID = [
         Valid("""
@@ -223,7 +239,12 @@ class UnguardedLog(Rule):
 
             def crossentropy(y_true, y_pred):
                 return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)
-        """, "LL101", 4, "TF2 tf.math.log of y_pred"),
+        """, "LL101", 4, "TF2 tf.math.log of y_pred", fixed="""
+            import tensorflow as tf
+
+            def crossentropy(y_true, y_pred):
+                return -tf.reduce_sum(y_true * tf.math.log(tf.math.maximum(y_pred, 1e-7)), axis=-1)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -239,14 +260,25 @@ class UnguardedLog(Rule):
 
             def bce(y_true, y_pred):
                 return -K.mean(y_true * K.log(y_pred) + (1 - y_true) * K.log(1 - y_pred + K.epsilon()))
-        """, "LL101", 4, "Keras backend K.log of y_pred"),
+        """, "LL101", 4, "Keras backend K.log of y_pred", fixed="""
+            from keras import backend as K
+
+            def bce(y_true, y_pred):
+                return -K.mean(y_true * K.log(K.maximum(y_pred, K.epsilon())) + (1 - y_true) * K.log(1 - y_pred + K.epsilon()))
+        """),
         Invalid("""
             import torch
 
             class WeightedNLLLoss(torch.nn.Module):
                 def forward(self, input, target):
                     return -(target * input.log()).sum(dim=1).mean()
-        """, "LL101", 5, "torch tensor method .log() in a loss module's forward"),
+        """, "LL101", 5, "torch tensor method .log() in a loss module's forward", fixed="""
+            import torch
+
+            class WeightedNLLLoss(torch.nn.Module):
+                def forward(self, input, target):
+                    return -(target * input.clamp(min=1e-7).log()).sum(dim=1).mean()
+        """),
         Invalid("""
             import jax
             import jax.numpy as jnp
@@ -256,7 +288,16 @@ class UnguardedLog(Rule):
                 return -jnp.mean(labels * jnp.log(probs))
 
             grads = jax.grad(loss_fn)(params, x, labels)
-        """, "LL101", 6, "jnp.log of probabilities in a jax.grad target"),
+        """, "LL101", 6, "jnp.log of probabilities in a jax.grad target", fixed="""
+            import jax
+            import jax.numpy as jnp
+
+            def loss_fn(params, x, labels):
+                probs = model_apply(params, x)
+                return -jnp.mean(labels * jnp.log(jnp.maximum(probs, 1e-7)))
+
+            grads = jax.grad(loss_fn)(params, x, labels)
+        """),
         Invalid("""
             import keras
             from keras import ops
@@ -265,7 +306,15 @@ class UnguardedLog(Rule):
                 def call(self, y_true, y_pred):
                     y_pred = ops.clip(y_pred, 1e-7, 1.0)
                     return ops.sum(y_true * ops.log(y_true / y_pred), axis=-1)
-        """, "LL101", 7, "keras.ops.log of y_true / y_pred: y_true can be 0"),
+        """, "LL101", 7, "keras.ops.log of y_true / y_pred: y_true can be 0", fixed="""
+            import keras
+            from keras import ops
+
+            class Kld(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    y_pred = ops.clip(y_pred, 1e-7, 1.0)
+                    return ops.sum(y_true * ops.log(ops.maximum(y_true / y_pred, 1e-7)), axis=-1)
+        """),
         Invalid("""
             import torch
             import torch.nn.functional as F
@@ -280,5 +329,11 @@ class UnguardedLog(Rule):
 
             def entropy_loss(y_true, y_pred):
                 return -np.sum(y_pred * np.log2(y_pred))
-        """, "LL101", 5, "NumPy spelling, log2"),
+        """, "LL101", 5, "NumPy spelling, log2", fixed="""
+            import numpy as np
+            import tensorflow as tf
+
+            def entropy_loss(y_true, y_pred):
+                return -np.sum(y_pred * np.log2(np.maximum(y_pred, 1e-7)))
+        """),
     ]

@@ -6,7 +6,13 @@ import libcst as cst
 
 from losslint.analysis.facts import activation_under_log
 from losslint.analysis.index import operand
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import atom, code, fused
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
+
+
+def _args(call: cst.Call) -> str:
+    return ", ".join(code(a.value) if a.keyword is None else f"{a.keyword.value}={code(a.value)}"
+                     for a in call.args)
 
 _FUSED = {
     "softmax": "log_softmax(x) (or a cross-entropy with from_logits=True)",
@@ -39,8 +45,12 @@ class LogOfActivation(Rule):
             return -tf.reduce_sum(labels * tf.nn.log_softmax(logits), axis=-1)
     """
     fix_safety = (
-        "No automatic fix yet. The planned rewrite (`log_softmax`, `log_sigmoid`/`softplus`) equals the original "
-        "wherever the original is finite, so it will be offered as safe once the TensorFlow confirmation has run."
+        "Safe once confirmed: `log(softmax(x))` -> `log_softmax(x)`, `log(sigmoid(x))` -> `log_sigmoid(x)`, "
+        "`log(1 - sigmoid(x))` -> `log_sigmoid(-x)`, `log(1 + exp(x))` -> `softplus(x)`, each in the framework's own "
+        "namespace (`tf.nn`, `tf.math`, `keras.ops`, `torch.nn.functional`, `jax.nn`). The rewrites equal the "
+        "original wherever it is finite; `losslint fix` applies them after TensorFlow has confirmed that on normal "
+        "inputs and shown them finite on saturated ones. Forms that go through a variable (`p = softmax(x)` then "
+        "`log(p)`) get no automatic fix, because `p` may be used elsewhere."
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -54,7 +64,31 @@ class LogOfActivation(Rule):
         if pattern is None:
             return
         self.report(node, f"log of {pattern}(...) (`{self.source_of(arg)}`) saturates to -inf in float32 and its "
-                          f"gradient to NaN: use {_FUSED[pattern]}")
+                          f"gradient to NaN: use {_FUSED[pattern]}", self._fix(node, op, arg, pattern))
+
+    def _fix(self, node: cst.Call, op, arg: cst.BaseExpression, pattern: str) -> FixSpec | None:  # type: ignore
+        # Only the direct forms are rewritten; through a name (`p = softmax(x); log(p)`) `p` may be used elsewhere.
+        if op.name != "log":
+            return None
+        index = self.context.index
+        new = None
+        if pattern in ("softmax", "sigmoid") and isinstance(arg, cst.Call):
+            inner_op = self.op_of(arg)
+            if inner_op is not None:
+                name = "log_softmax" if pattern == "softmax" else "log_sigmoid"
+                new = fused(index, arg, inner_op, name, _args(arg))
+        elif isinstance(arg, cst.BinaryOperation) and isinstance(arg.right, cst.Call):
+            inner = arg.right
+            inner_op = self.op_of(inner)
+            x = operand(inner, inner_op) if inner_op is not None else None
+            if inner_op is not None and x is not None and len(inner.args) == (0 if inner_op.is_method else 1):
+                if pattern == "1 - sigmoid":
+                    new = fused(index, inner, inner_op, "log_sigmoid", f"-{atom(x)}")
+                elif pattern == "1 + exp":
+                    new = fused(index, inner, inner_op, "softplus", code(x))
+        if new is None:
+            return None
+        return FixSpec(f"use the fused `{new.split('(', 1)[0].rsplit('.', 1)[-1]}`", "safe", (Replacement(node, new),))
 
     VALID = [
         Valid("""
@@ -111,7 +145,12 @@ class LogOfActivation(Rule):
 
             def loss(labels, logits):
                 return -tf.reduce_sum(labels * tf.math.log(tf.nn.softmax(logits)), axis=-1)
-        """, "LL102", 4, "TF2 log(softmax)"),
+        """, "LL102", 4, "TF2 log(softmax)", fixed="""
+            import tensorflow as tf
+
+            def loss(labels, logits):
+                return -tf.reduce_sum(labels * tf.nn.log_softmax(logits), axis=-1)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -127,7 +166,13 @@ class LogOfActivation(Rule):
 
             def loss_fn(logits, target):
                 return F.nll_loss(torch.log(F.softmax(logits, dim=1)), target)
-        """, "LL102", 5, "torch log(softmax)"),
+        """, "LL102", 5, "torch log(softmax)", fixed="""
+            import torch
+            import torch.nn.functional as F
+
+            def loss_fn(logits, target):
+                return F.nll_loss(F.log_softmax(logits, dim=1), target)
+        """),
         Invalid("""
             import torch
 
@@ -141,14 +186,26 @@ class LogOfActivation(Rule):
             def binary_loss(y_true, logits):
                 pos = y_true * ops.log(ops.sigmoid(logits))
                 return -ops.mean(pos)
-        """, "LL102", 4, "keras.ops log(sigmoid) and log(1 - sigmoid)"),
+        """, "LL102", 4, "keras.ops log(sigmoid) and log(1 - sigmoid)", fixed="""
+            from keras import ops
+
+            def binary_loss(y_true, logits):
+                pos = y_true * ops.log_sigmoid(logits)
+                return -ops.mean(pos)
+        """),
         Invalid("""
             import jax.numpy as jnp
             import jax
 
             def loss_fn(labels, logits):
                 return jnp.mean(jnp.log(1 + jnp.exp(-labels * logits)))
-        """, "LL102", 5, "log(1 + exp(x)) is softplus"),
+        """, "LL102", 5, "log(1 + exp(x)) is softplus", fixed="""
+            import jax.numpy as jnp
+            import jax
+
+            def loss_fn(labels, logits):
+                return jnp.mean(jax.nn.softplus(-labels * logits))
+        """),
         Invalid("""
             from tensorflow.keras import backend as K
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.facts import Value, origin_phrase
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import code, divide_no_nan_spelling
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 _RISKY = frozenset({"count", "mask", "norm", "std", "y_true", "y_pred", "probability", "softmax", "sigmoid",
                     "difference"})
@@ -46,9 +47,11 @@ class UnguardedDivision(Rule):
             return 1 - (2 * inter + smooth) / (tf.reduce_sum(y_true) + tf.reduce_sum(y_pred) + smooth)
     """
     fix_safety = (
-        "No automatic fix yet. The planned fixes (`divide_no_nan`, or a smooth term in numerator and denominator) "
-        "change the value where the denominator is 0 and, for a smooth term, slightly everywhere: the smooth term "
-        "will be unsafe, `divide_no_nan` safe once confirmed under TensorFlow."
+        "Safe once confirmed, for TensorFlow and Keras 3 code: `a / b` becomes `tf.math.divide_no_nan(a, b)` "
+        "(`ops.divide_no_nan` in Keras 3), which equals the original wherever b != 0 and gives 0 (with a zero "
+        "gradient) where the original gave NaN or inf. `losslint fix` applies it after TensorFlow has confirmed "
+        "values and gradients on normal inputs and finite results on all-zero masks. PyTorch and JAX have no "
+        "divide_no_nan and a smooth term changes the loss everywhere, so no fix is offered there."
     )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -83,7 +86,20 @@ class UnguardedDivision(Rule):
         if not _risky(v) or self.context.facts.only_compared(node, self.stmt):
             return
         self.report(node, f"division by `{self.source_of(den)}` ({origin_phrase(v)}), which can be 0: the loss "
-                          f"and its gradient become NaN/inf")
+                          f"and its gradient become NaN/inf", self._fix(node, num, den))
+
+    def _fix(self, node: cst.CSTNode, num: cst.BaseExpression | None, den: cst.BaseExpression) -> FixSpec | None:
+        # divide_no_nan gives 0 exactly where the original gave NaN/inf, and a zero gradient there: the values
+        # elsewhere are unchanged, so it is safe once confirmed. Only TensorFlow and Keras 3 have it.
+        if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide)) or num is None:
+            return None
+        if isinstance(num, (cst.Integer, cst.Float)):
+            return None  # divide_no_nan(1, x) would mix a Python int into a float op
+        spelled = divide_no_nan_spelling(self.context.index, den)
+        if spelled is None:
+            return None
+        return FixSpec("use divide_no_nan (0 where the denominator is 0)", "safe",
+                       (Replacement(node, f"{spelled}({code(num)}, {code(den)})"),))
 
     VALID = [
         Valid("""
@@ -260,14 +276,26 @@ class UnguardedDivision(Rule):
             def relu_normalised_loss(y_true, y_pred):
                 s = ops.relu(y_pred)
                 return -ops.sum(y_true * s / ops.sum(s, axis=-1, keepdims=True))
-        """, "LL103", 5, "relu outputs are nonnegative and can all be 0"),
+        """, "LL103", 5, "relu outputs are nonnegative and can all be 0", fixed="""
+            from keras import ops
+
+            def relu_normalised_loss(y_true, y_pred):
+                s = ops.relu(y_pred)
+                return -ops.sum(ops.divide_no_nan(y_true * s, ops.sum(s, axis=-1, keepdims=True)))
+        """),
         Invalid("""
             import tensorflow as tf
 
             def dice_loss(y_true, y_pred):
                 inter = tf.reduce_sum(y_true * y_pred)
                 return 1 - 2 * inter / (tf.reduce_sum(y_true) + tf.reduce_sum(y_pred))
-        """, "LL103", 5, "Dice without a smooth term"),
+        """, "LL103", 5, "Dice without a smooth term", fixed="""
+            import tensorflow as tf
+
+            def dice_loss(y_true, y_pred):
+                inter = tf.reduce_sum(y_true * y_pred)
+                return 1 - tf.math.divide_no_nan(2 * inter, (tf.reduce_sum(y_true) + tf.reduce_sum(y_pred)))
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -275,7 +303,14 @@ class UnguardedDivision(Rule):
                 mask = tf.cast(tf.not_equal(y_true, 0), tf.float32)
                 per = tf.square(y_true - y_pred) * mask
                 return tf.reduce_sum(per) / tf.reduce_sum(mask)
-        """, "LL103", 6, "mask count can be 0"),
+        """, "LL103", 6, "mask count can be 0", fixed="""
+            import tensorflow as tf
+
+            def masked_loss(y_true, y_pred):
+                mask = tf.cast(tf.not_equal(y_true, 0), tf.float32)
+                per = tf.square(y_true - y_pred) * mask
+                return tf.math.divide_no_nan(tf.reduce_sum(per), tf.reduce_sum(mask))
+        """),
         Invalid("""
             import torch
 
@@ -289,7 +324,14 @@ class UnguardedDivision(Rule):
                 xm = y_true - ops.mean(y_true)
                 ym = y_pred - ops.mean(y_pred)
                 return 1 - ops.sum(xm * ym) / (ops.std(y_true) * ops.std(y_pred))
-        """, "LL103", 6, "product of standard deviations"),
+        """, "LL103", 6, "product of standard deviations", fixed="""
+            from keras import ops
+
+            def pearson_loss(y_true, y_pred):
+                xm = y_true - ops.mean(y_true)
+                ym = y_pred - ops.mean(y_pred)
+                return 1 - ops.divide_no_nan(ops.sum(xm * ym), (ops.std(y_true) * ops.std(y_pred)))
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -310,7 +352,14 @@ class UnguardedDivision(Rule):
                 pos = tf.cast(tf.greater(y_true, 0.5), tf.float32)
                 num_pos = tf.math.count_nonzero(pos)
                 return tf.reduce_sum(y_pred * pos) / tf.cast(num_pos, tf.float32)
-        """, "LL103", 6, "count_nonzero can be 0"),
+        """, "LL103", 6, "count_nonzero can be 0", fixed="""
+            import tensorflow as tf
+
+            def triplet_loss(y_true, y_pred):
+                pos = tf.cast(tf.greater(y_true, 0.5), tf.float32)
+                num_pos = tf.math.count_nonzero(pos)
+                return tf.math.divide_no_nan(tf.reduce_sum(y_pred * pos), tf.cast(num_pos, tf.float32))
+        """),
         Invalid("""
             import numpy as np
             import torch

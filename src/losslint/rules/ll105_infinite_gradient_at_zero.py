@@ -6,7 +6,8 @@ import libcst as cst
 
 from losslint.analysis.facts import Value, _literal, origin_phrase
 from losslint.analysis.index import operand
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import lower_bound
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 # Values that really reach 0 in training: distances between coinciding embeddings, zero residuals, empty sums.
 _RISKY = frozenset({"square", "difference", "sum", "norm", "y_true", "y_pred", "probability", "mask", "count", "std",
@@ -51,9 +52,11 @@ class InfiniteGradientAtZero(Rule):
             return tf.reduce_mean(y_true * sq + (1 - y_true) * tf.square(tf.maximum(1.0 - d, 0.0)))
     """
     fix_safety = (
-        "No automatic fix yet. The planned `sqrt(x + eps)` / `sqrt(maximum(x, eps))` rewrites change the value by at "
-        "most sqrt(eps); they will be offered once the TensorFlow confirmation shows values agree on normal inputs "
-        "and the gradient is finite at 0."
+        "Safe once confirmed, for `sqrt` of a nonnegative value: `sqrt(x)` becomes `sqrt(maximum(x, 1e-12))` in the "
+        "call's own spelling (`K.maximum(x, K.epsilon())` for the Keras backend, `torch.clamp(x, min=1e-12)`, "
+        "`x.clamp(min=1e-12).sqrt()`), which equals the original wherever x >= eps and has a finite gradient at 0. "
+        "`losslint fix` applies it after TensorFlow has confirmed that. Norms and fractional powers get no automatic "
+        "fix (the rewrite would change the expression's structure)."
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -61,7 +64,15 @@ class InfiniteGradientAtZero(Rule):
         if op is None:
             return
         if op.name in ("sqrt", "rsqrt"):
-            self._check(node, operand(node, op), op.name)
+            arg = operand(node, op)
+            fix = None
+            if op.name == "sqrt" and arg is not None and self.value(arg).lo >= 0:
+                # max(x, 1e-12) equals x wherever x >= 1e-12 and moves sqrt by at most 1e-6: safe once confirmed.
+                bounded = lower_bound(self.context.index, node, op, arg, "1e-12")
+                if bounded is not None:
+                    fix = FixSpec("bound the argument below by a tiny eps inside the sqrt", "safe",
+                                  (Replacement(arg, bounded),))
+            self._check(node, arg, op.name, fix)
         elif op.name == "norm" and op.framework in ("tensorflow", "jax", "numpy", "keras"):
             # PyTorch's norms have a zero subgradient at 0 (torch.linalg.vector_norm); TF's and JAX's do not.
             self._check(node, operand(node, op), "norm")
@@ -78,14 +89,15 @@ class InfiniteGradientAtZero(Rule):
             if p is not None and 0 < p < 1:
                 self._check(node, node.left, f"** {p:g}")
 
-    def _check(self, node: cst.CSTNode, arg: cst.BaseExpression | None, what: str) -> None:
+    def _check(self, node: cst.CSTNode, arg: cst.BaseExpression | None, what: str,
+               fix: FixSpec | None = None) -> None:
         if arg is None:
             return
         v = self.value(arg)
         if not _risky(v):
             return
         self.report(node, f"{what} of `{self.source_of(arg)}` ({origin_phrase(v)}), which can be exactly 0: the "
-                          f"gradient there is inf * 0 = NaN; add an eps inside (sqrt(x + eps)) or use maximum(x, eps)")
+                          f"gradient there is inf * 0 = NaN; add an eps inside (sqrt(x + eps)) or use maximum(x, eps)", fix)
 
     VALID = [
         Valid("""
@@ -151,13 +163,23 @@ class InfiniteGradientAtZero(Rule):
 
             def euclidean_loss(y_true, y_pred):
                 return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)))
-        """, "LL105", 4, "sqrt of a sum of squares"),
+        """, "LL105", 4, "sqrt of a sum of squares", fixed="""
+            import tensorflow as tf
+
+            def euclidean_loss(y_true, y_pred):
+                return tf.reduce_mean(tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(y_true - y_pred), axis=-1), 1e-12)))
+        """),
         Invalid("""
             from keras import backend as K
 
             def rmse(y_true, y_pred):
                 return K.sqrt(K.mean(K.square(y_pred - y_true)))
-        """, "LL105", 4, "custom RMSE (keras-team/keras#6644)"),
+        """, "LL105", 4, "custom RMSE (keras-team/keras#6644)", fixed="""
+            from keras import backend as K
+
+            def rmse(y_true, y_pred):
+                return K.sqrt(K.maximum(K.mean(K.square(y_pred - y_true)), K.epsilon()))
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -170,7 +192,12 @@ class InfiniteGradientAtZero(Rule):
 
             def dist_loss(pred, target):
                 return torch.sqrt(((pred - target) ** 2).sum(dim=1)).mean()
-        """, "LL105", 4, "torch.sqrt of a sum of squares"),
+        """, "LL105", 4, "torch.sqrt of a sum of squares", fixed="""
+            import torch
+
+            def dist_loss(pred, target):
+                return torch.sqrt(torch.clamp(((pred - target) ** 2).sum(dim=1), min=1e-12)).mean()
+        """),
         Invalid("""
             import jax.numpy as jnp
             import jax

@@ -100,3 +100,12 @@ def test_a_pass_that_breaks_parsing_is_reverted():
                              confirmed=True))
     outcome = fix_text(src, "m.py", lambda s, p: FileResult(p, s, diagnostics=(bad,) if s == src else ()))
     assert outcome.fixed == src and outcome.error and "reverted" in outcome.error
+
+
+def test_check_show_fixes_lists_each_edit(run_cli, tmp_path: Path):
+    f = tmp_path / "m.py"
+    f.write_text(BUGGY)
+    out = run_cli("check", "--show-fixes", str(f)).stdout
+    assert "= fix (safe, unconfirmed): bound `y_pred` below by eps before the log" in out
+    assert "- y_pred" in out and "+ tf.math.maximum(y_pred, 1e-7)" in out
+    assert "+ tf.nn.log_softmax(logits)" in out

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--stdin-filename", default="<stdin>", help="the name to report for - (stdin)")
     check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     check.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
+    check.add_argument("--show-fixes", action="store_true", help="show each fix's edits under its finding")
     check.add_argument("--show-settings", action="store_true",
                        help="print the resolved settings for the first path and exit")
 
@@ -110,7 +111,7 @@ def _check(args: argparse.Namespace) -> int:
 
             console = Console(file=out, highlight=False, soft_wrap=True) if args.output_file is None else \
                 Console(file=out, highlight=False, soft_wrap=True, no_color=True, force_terminal=False)
-            print_text(results, console, quiet=args.quiet)
+            print_text(results, console, quiet=args.quiet, show_fixes=args.show_fixes)
         else:
             from losslint.outputs import renderer
 

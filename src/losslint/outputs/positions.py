@@ -22,6 +22,15 @@ class LineIndex:
     def utf16(self, pos: Position) -> dict[str, int]:
         return {"line": pos.line, "character": utf16_column(self.line(pos.line), pos.column)}
 
+    def slice(self, rng) -> str:  # type: ignore[no-untyped-def]
+        """The source text a range covers (code-point columns)."""
+        if rng.start.line == rng.end.line:
+            return self.line(rng.start.line)[rng.start.column:rng.end.column]
+        parts = [self.line(rng.start.line)[rng.start.column:]]
+        parts += [self.line(n) for n in range(rng.start.line + 1, rng.end.line)]
+        parts.append(self.line(rng.end.line)[:rng.end.column])
+        return "\n".join(parts)
+
     @staticmethod
     def one_based(pos: Position) -> tuple[int, int]:
         return pos.line + 1, pos.column + 1

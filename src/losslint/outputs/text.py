@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from losslint.model import FileResult, Severity
+from losslint.model import FileResult, Fix, Severity
 from losslint.outputs.positions import LineIndex
 from losslint.outputs.summary import summarize
 
@@ -16,7 +16,22 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.
           Severity.HINT: "dim"}
 
 
-def print_text(results: list[FileResult], console: Console, quiet: bool = False) -> None:
+def fix_line(fix: Fix) -> str:
+    """`fix (safe, confirmed: ...): title`, with the confirmation verdict and its figures."""
+    ev = fix.evidence if isinstance(fix.evidence, dict) else {}
+    figures = ", ".join(f"{k.replace('_', ' ')} {ev[k]:.3g}" for k in ("max_value_diff", "max_grad_diff")
+                        if isinstance(ev.get(k), (int, float)))
+    if fix.confirmed is True:
+        status = "confirmed under TensorFlow" + (f": {figures}" if figures else "")
+    elif fix.confirmed is False:
+        reason = ev.get("reason") if ev else (fix.evidence if isinstance(fix.evidence, str) else None)
+        status = "REJECTED by TensorFlow" + (f": {reason}" if reason else "") + (f" ({figures})" if figures else "")
+    else:
+        status = "unconfirmed"
+    return f"fix ({fix.applicability}, {status}): {fix.title}"
+
+
+def print_text(results: list[FileResult], console: Console, quiet: bool = False, show_fixes: bool = False) -> None:
     for r in results:
         if r.error is not None:
             line = Text()
@@ -48,8 +63,13 @@ def print_text(results: list[FileResult], console: Console, quiet: bool = False)
             if d.scope:
                 console.print(Text(" " * (len(gutter) - 2) + "= in " + d.scope, style="dim"), highlight=False)
             if d.fix is not None:
-                console.print(Text(" " * (len(gutter) - 2) + f"= fix ({d.fix.applicability}): {d.fix.title}",
-                                   style="green"), highlight=False)
+                console.print(Text(" " * (len(gutter) - 2) + "= " + fix_line(d.fix),
+                                   style="red" if d.fix.confirmed is False else "green"), highlight=False)
+                if show_fixes:
+                    for e in d.fix.edits:
+                        old = lines.slice(e.range)
+                        console.print(Text(" " * len(gutter) + f"- {old}\n" + " " * len(gutter) + f"+ {e.new_text}",
+                                           style="green"), highlight=False)
             console.print()
     s = summarize(results)
     checked = s.files - s.skipped - s.errors

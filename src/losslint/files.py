@@ -23,7 +23,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024  # a 10 MB Python file is generated data, not 
 MAX_BRACKET_DEPTH = 200
 MAX_INDENT_LEVELS = 100
 MAX_OPERATOR_CHAIN = 1000
-LINTABLE_SUFFIXES = (".py", ".pyi")
+LINTABLE_SUFFIXES = (".py", ".pyi", ".ipynb")
 DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "env", "__pycache__", "node_modules",
                     "build", "dist", ".eggs", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache",
                     ".ipynb_checkpoints")
@@ -115,6 +115,14 @@ def _walk(root: Path, exclude_spec: pathspec.PathSpec | None, seen: set[str]) ->
 
 def read_source(path: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[str | None, FileError | None]:
     """Read and decode a file per PEP 263 (BOM and coding cookie). Returns (text, None) or (None, error)."""
+    data, error = read_limited(path, max_bytes)
+    if error is not None:
+        return None, error
+    return decode(data)  # type: ignore[arg-type]
+
+
+def read_limited(path: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes | None, FileError | None]:
+    """The file's bytes, or a per-file error (not a regular file, too large, unreadable)."""
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
@@ -133,7 +141,7 @@ def read_source(path: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[str | None,
         return None, FileError("unreadable", "permission denied: the file cannot be read")
     except OSError as err:
         return None, FileError("unreadable", err.strerror or str(err))
-    return decode(data)
+    return data, None
 
 
 def decode(data: bytes) -> tuple[str | None, FileError | None]:

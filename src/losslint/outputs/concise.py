@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from losslint.model import FileResult
+from losslint.outputs.positions import display_location
 
 
 def render(results: list[FileResult]) -> str:
@@ -11,5 +12,5 @@ def render(results: list[FileResult]) -> str:
         if r.error is not None:
             out.append(f"{r.path}:1:1: error[{r.error.kind}] {r.error.message}")
         for d in r.diagnostics:
-            out.append(f"{r.path}:{d.range.start.line + 1}:{d.range.start.column + 1}: {d.code} {d.message}")
+            out.append(f"{display_location(r, d.range.start)}: {d.code} {d.message}")
     return "\n".join(out) + ("\n" if out else "")

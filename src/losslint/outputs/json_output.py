@@ -59,11 +59,21 @@ def diagnostic_dict(lines: LineIndex, d: Diagnostic) -> dict[str, Any]:
 
 def file_dict(r: FileResult) -> dict[str, Any]:
     lines = LineIndex(r.source)
+    diagnostics = [diagnostic_dict(lines, d) for d in r.diagnostics]
+    nb = r.extra.get("notebook") if r.extra else None
+    if nb is not None:
+        # In a notebook, lines count inside the cell; data.cell is the index into the notebook's `cells` array.
+        for d, out in zip(r.diagnostics, diagnostics):
+            cell, _ = nb.locate(d.range.start.line)
+            first = next(c.first_line for c in nb.cells if c.index == cell)
+            for pos in (out["range"]["start"], out["range"]["end"]):
+                pos["line"] -= first
+            out["data"]["cell"] = cell
     return {
         "path": r.path,
         "uri": _uri(r.path),
         "error": {"kind": r.error.kind, "message": r.error.message} if r.error else None,
-        "diagnostics": [diagnostic_dict(lines, d) for d in r.diagnostics],
+        "diagnostics": diagnostics,
     }
 
 

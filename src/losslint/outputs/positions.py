@@ -34,3 +34,12 @@ class LineIndex:
     @staticmethod
     def one_based(pos: Position) -> tuple[int, int]:
         return pos.line + 1, pos.column + 1
+
+
+def display_location(result, pos: Position) -> str:  # type: ignore[no-untyped-def]
+    """`path:line:col` (1-based), or `path:cell N:line:col` inside a notebook (N counts cells from 1, as Jupyter)."""
+    nb = result.extra.get("notebook") if result.extra else None
+    if nb is not None:
+        cell, line = nb.locate(pos.line)
+        return f"{result.path}:cell {cell + 1}:{line + 1}:{pos.column + 1}"
+    return f"{result.path}:{pos.line + 1}:{pos.column + 1}"

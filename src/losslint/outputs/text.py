@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from losslint.model import FileResult, Fix, Severity
-from losslint.outputs.positions import LineIndex
+from losslint.outputs.positions import LineIndex, display_location
 from losslint.outputs.summary import summarize
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFORMATION: "bold blue",
@@ -45,9 +45,9 @@ def print_text(results: list[FileResult], console: Console, quiet: bool = False,
             continue
         lines = LineIndex(r.source)
         for d in r.diagnostics:
-            ln, col = LineIndex.one_based(d.range.start)
+            ln, _col = LineIndex.one_based(d.range.start)
             head = Text()
-            head.append(f"{r.path}:{ln}:{col}: ", style="bold")
+            head.append(f"{display_location(r, d.range.start)}: ", style="bold")
             head.append(d.code, style=_STYLE[d.severity])
             head.append(f" [{d.name}] ", style="dim")
             head.append(d.message)

@@ -1,0 +1,59 @@
+"""Notebooks are checked cell by cell as one module; findings name the cell and the line inside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from losslint.outputs.json_output import schema
+
+
+def _nb(cells: list[tuple[str, str]]) -> str:
+    return json.dumps({
+        "cells": [{"cell_type": kind, "metadata": {}, "source": src.splitlines(keepends=True),
+                   **({"outputs": [], "execution_count": None} if kind == "code" else {})} for kind, src in cells],
+        "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5})
+
+
+NB = _nb([
+    ("markdown", "# Training\n"),
+    ("code", "%matplotlib inline\n!pip install tensorflow\nimport tensorflow as tf\n"),
+    ("code", "def crossentropy(y_true, y_pred):\n    return -tf.reduce_sum(y_true * tf.math.log(y_pred))\n"),
+])
+
+
+def test_findings_name_the_cell_and_line(run_cli, tmp_path: Path):
+    (tmp_path / "train.ipynb").write_text(NB)
+    proc = run_cli("check", "--format", "concise", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == (f"{tmp_path / 'train.ipynb'}:cell 3:2:36: LL101 log of `y_pred` (y_pred), which "
+                                   "can be 0: the loss becomes -inf and its gradient NaN")
+
+
+def test_json_positions_are_cell_relative(run_cli, tmp_path: Path):
+    (tmp_path / "train.ipynb").write_text(NB)
+    doc = json.loads(run_cli("check", "--format", "json", str(tmp_path)).stdout)
+    jsonschema.validate(doc, schema())
+    d = doc["files"][0]["diagnostics"][0]
+    assert d["data"]["cell"] == 2
+    assert d["range"]["start"] == {"line": 1, "character": 35}
+
+
+def test_broken_notebook_is_a_per_file_error(run_cli, tmp_path: Path):
+    (tmp_path / "broken.ipynb").write_text('{"cells": [')
+    (tmp_path / "ok.py").write_text("import tensorflow as tf\n\ndef loss(y_true, y_pred):\n"
+                                    "    return tf.math.log(y_pred)\n")
+    doc = json.loads(run_cli("check", "--format", "json", str(tmp_path)).stdout)
+    by = {Path(f["path"]).name: f for f in doc["files"]}
+    assert by["broken.ipynb"]["error"]["kind"] == "decode-error"
+    assert "not a valid notebook" in by["broken.ipynb"]["error"]["message"]
+    assert by["ok.py"]["diagnostics"][0]["code"] == "LL101"
+
+
+def test_fix_leaves_notebooks_untouched(run_cli, tmp_path: Path):
+    nb = tmp_path / "train.ipynb"
+    nb.write_text(NB)
+    run_cli("fix", "--no-confirm", "--unsafe-fixes", str(nb))
+    assert nb.read_text() == NB

@@ -332,6 +332,14 @@ class Facts:
     def _refine(self, cond: cst.BaseExpression, truth: bool, cond_stmt: StmtInfo, target: cst.BaseExpression,
                 stmt: StmtInfo, v: Value) -> Value:
         """Narrow `v`, the value of `target`, by `cond` having truth `truth`."""
+        resolved = self._condition(cond, cond_stmt, target, stmt)
+        if resolved is not None:  # `m = x > 0; where(m, ...)`, `tf.greater(x, 0)`, `(x > 0) & m`
+            return self._refine(resolved[0], truth, resolved[1], target, stmt, v)
+        if isinstance(cond, cst.BinaryOperation) and isinstance(cond.operator, (cst.BitAnd, cst.BitOr)):
+            if isinstance(cond.operator, cst.BitAnd) == truth:
+                v = self._refine(cond.left, truth, cond_stmt, target, stmt, v)
+                return self._refine(cond.right, truth, cond_stmt, target, stmt, v)
+            return v
         if isinstance(cond, cst.UnaryOperation) and isinstance(cond.operator, cst.Not):
             return self._refine(cond.expression, not truth, cond_stmt, target, stmt, v)
         if isinstance(cond, cst.BooleanOperation):
@@ -360,6 +368,27 @@ class Facts:
                         and _same(self._strip(inner), self._strip(_first_operand(cond, None) or cond)):
                     return _narrow(v, cst.NotEqual(), 0.0, True)
         return v
+
+    def _condition(self, cond: cst.BaseExpression, cond_stmt: StmtInfo, target: cst.BaseExpression,
+                   stmt: StmtInfo) -> tuple[cst.BaseExpression, StmtInfo] | None:
+        """A condition spelled as a name bound to a comparison, a cast of one, or a comparison op call, as the
+        comparison it stands for (with the statement it is in); None when `cond` is already plain."""
+        if isinstance(cond, cst.Name):
+            if self._matches(cond, cond_stmt, target, stmt):
+                return None
+            d = _single_reaching_def(self, cond.value, cond_stmt)
+            if d is not None and d.stmt is not None and isinstance(
+                    d.value, (cst.Comparison, cst.BooleanOperation, cst.UnaryOperation, cst.BinaryOperation, cst.Call)):
+                return d.value, d.stmt
+            return None
+        if isinstance(cond, cst.Call):
+            op = self.index.op_of(cond)
+            args = _positional(cond)
+            if op is not None and op.name in ("cast", "to_bool", "identity") and args and not op.is_method:
+                return args[0], cond_stmt
+            if op is not None and op.name in _COMPARISON_OPS and len(args) == 2 and not op.is_method:
+                return cst.Comparison(args[0], [cst.ComparisonTarget(_COMPARISON_OPS[op.name](), args[1])]), cond_stmt
+        return None
 
     def _strip(self, expr: cst.BaseExpression) -> cst.BaseExpression:
         """`expr` without the reshapes, casts and dtype/device moves around it."""
@@ -736,8 +765,9 @@ class Facts:
             return rest[i] if len(rest) > i else None
 
         x = ev(first) if first is not None else ANY
-        if name in ("exp",):
-            return POSITIVE.with_origins("exp", *x.origins)
+        if name in ("exp",):  # exp(-abs(x)) <= 1
+            hi = math.exp(x.hi) if x.hi < 700 else INF
+            return Value(0.0, hi, True, False, x.origins | {"exp"})
         if name == "softplus":
             return POSITIVE.with_origins("softplus")
         if name == "relu":
@@ -907,6 +937,10 @@ _NEGATED: dict[type, cst.BaseCompOp] = {
     cst.GreaterThan: cst.LessThanEqual(), cst.LessThanEqual: cst.GreaterThan(), cst.LessThan: cst.GreaterThanEqual(),
     cst.GreaterThanEqual: cst.LessThan(), cst.Equal: cst.NotEqual(), cst.NotEqual: cst.Equal(),
 }
+
+
+_COMPARISON_OPS: dict[str, type] = {"greater": cst.GreaterThan, "greater_equal": cst.GreaterThanEqual,
+                                     "less": cst.LessThan, "not_equal": cst.NotEqual, "equal": cst.Equal}
 
 
 def _narrow(v: Value, op: cst.BaseCompOp, bound: float, truth: bool) -> Value:

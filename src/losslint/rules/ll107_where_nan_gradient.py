@@ -1,0 +1,174 @@
+"""LL107 where-nan-gradient: where(cond, f(x), other) whose masked-out inputs make f inf/NaN."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from losslint.analysis.bounds import bounds_for
+from losslint.rules.base import Invalid, Rule, Valid
+
+_OP_WORDS = {"log": "log", "log1p": "log1p", "divide": "division", "sqrt": "sqrt", "pow": "power"}
+
+
+class WhereNanGradient(Rule):
+    code = "LL107"
+    name = "where-nan-gradient"
+    summary = "where/select whose unselected branch is NaN/inf for the masked-out inputs (log, div, sqrt, pow)"
+    what_it_does = (
+        "Finds `where(cond, f(x), other)` (`tf.where`, `tf.compat.v1.where`, `tf.select`, `torch.where`, "
+        "`jnp.where`, `keras.ops.where`, `K.switch` is not covered) inside a loss where `f` is a log, a division, a "
+        "sqrt or a negative/fractional power, and `cond` is what keeps `f`'s argument in its safe range: the "
+        "inputs it masks out are exactly those that make `f` inf or NaN (`where(x > 0, log(x), 0)`, "
+        "`where(den > 0, num / den, 0)`). A condition held in a name (`m = x > 0`) or a comparison op call counts. "
+        "It stays silent on the double-where pattern, where `f`'s argument is itself sanitised, when the argument "
+        "is safe everywhere, and when it is a label or mask that carries no gradient."
+    )
+    why_bad = (
+        "`where` evaluates and differentiates both branches. The forward value is fine, but in the backward pass "
+        "the unselected branch receives a zero upstream gradient times f'(x), and f'(x) is inf at the masked-out "
+        "inputs: 0 * inf = NaN, and NaN wins in the sum, so the whole gradient is NaN (documented in `tf.where`, "
+        "jax-ml/jax#1052, pytorch/pytorch#156212). The loss looks finite while the weights turn to NaN."
+    )
+    example = """\
+        def log_loss(y_true, y_pred):
+            return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(y_pred), 0.0))
+    """
+    use_instead = """\
+        def log_loss(y_true, y_pred):
+            safe = tf.where(y_pred > 0, y_pred, 1.0)  # the masked-out inputs never reach the log
+            return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(safe), 0.0))
+    """
+    fix_safety = (
+        "No automatic fix yet. The double-where rewrite (sanitise the operand with the same condition) leaves every "
+        "forward value unchanged and makes the gradient finite, so it will be offered as safe once confirmed under "
+        "TensorFlow."
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        op = self.op_of(node)
+        if op is None or op.name != "where" or self.stmt is None:
+            return
+        for h in bounds_for(self.context.facts).where_hazards(node, self.stmt):
+            x = self.source_of(h.operand, 30)
+            self.report(h.node, f"`{self.source_of(node, 30)}` masks the {_OP_WORDS[h.kind]} of `{x}` only in the "
+                                f"forward pass: both branches are differentiated, and at the masked-out inputs "
+                                f"({h.what}) the gradient is 0 * inf = NaN; sanitise the operand with the same "
+                                f"condition too (double where: `where(cond, {x}, 1)` inside)")
+
+    VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            def log_loss(y_true, y_pred):
+                safe = tf.where(y_pred > 0, y_pred, 1.0)
+                return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(safe), 0.0))
+        """, "the double-where pattern"),
+        Valid("""
+            import torch
+
+            def ratio_loss(num, den):
+                safe_den = torch.where(den > 0, den, torch.ones_like(den))
+                return torch.where(den > 0, num / safe_den, torch.zeros_like(num)).mean()
+        """, "double where on a denominator"),
+        Valid("""
+            import jax.numpy as jnp
+
+            def kl_divergence(log_predictions, targets):
+                loss = targets * (jnp.where(targets == 0, 0, jnp.log(targets)) - log_predictions)
+                return jnp.sum(loss, axis=-1)
+        """, "log of the labels: no gradient flows to them (optax 0.2.8)"),
+        Valid("""
+            import tensorflow as tf
+
+            def safe_log_loss(y_true, y_pred):
+                return -tf.reduce_mean(tf.where(y_true > 0.5, tf.math.log(y_pred + 1e-7), tf.math.log(1 - y_pred + 1e-7)))
+        """, "both branches safe everywhere (+ eps)"),
+        Valid("""
+            import keras
+            from keras import ops
+
+            class MaskedMse(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    mask = ops.cast(ops.not_equal(y_true, -1), "float32")
+                    per = ops.where(mask > 0, ops.square(y_true - y_pred), 0.0)
+                    return ops.sum(per, axis=-1) / ops.maximum(ops.sum(mask, axis=-1), 1.0)
+        """, "where on a branch with no hazard"),
+        Valid("""
+            import torch
+
+            def huber_like_loss(pred, target, delta=1.0):
+                d = (pred - target).abs()
+                return torch.where(d < delta, 0.5 * d ** 2, delta * (d - 0.5 * delta)).mean()
+        """, "smooth L1 written with where: no log/div/sqrt"),
+        Valid("""
+            import jax.numpy as jnp
+            import jax
+
+            def loss_fn(params, x):
+                r = x @ params
+                return jnp.mean(jnp.where(r > 0, jnp.log(jnp.maximum(r, 1e-6)), 0.0))
+
+            g = jax.grad(loss_fn)
+        """, "the operand is clamped: safe everywhere"),
+        Valid("""
+            import tensorflow as tf
+
+            def loss(y_true, y_pred):
+                return tf.reduce_mean(tf.math.log(y_pred) if USE_LOG else y_pred)
+        """, "a Python conditional expression evaluates one branch only"),
+    ]
+    INVALID = [
+        Invalid("""
+            import tensorflow as tf
+
+            def log_loss(y_true, y_pred):
+                return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(y_pred), 0.0))
+        """, "LL107", 4, "TF2 tf.where(x > 0, log(x), 0)"),
+        Invalid("""
+            import tensorflow as tf
+
+            x = tf.placeholder(tf.float32, [None, 10])
+            p = tf.matmul(x, W)
+            cost = -tf.reduce_sum(tf.select(p > 0, tf.log(p), tf.zeros_like(p)))
+            train = tf.train.AdamOptimizer().minimize(cost)
+        """, "LL107", 5, "TF1 tf.select with tf.log"),
+        Invalid("""
+            import torch
+
+            def ratio_loss(num, den):
+                return torch.where(den > 0, num / den, torch.zeros_like(num)).mean()
+        """, "LL107", 4, "torch.where(den > 0, num / den, 0)"),
+        Invalid("""
+            import jax
+            import jax.numpy as jnp
+
+            def loss_fn(params, x):
+                r = x @ params
+                return jnp.mean(jnp.where(r > 0, jnp.sqrt(r), 0.0))
+
+            g = jax.grad(loss_fn)
+        """, "LL107", 6, "jnp.where(r > 0, sqrt(r), 0) in a jax.grad target"),
+        Invalid("""
+            import keras
+            from keras import ops
+
+            class LogCountLoss(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    positive = ops.greater(y_pred, 0.0)
+                    return ops.mean(ops.where(positive, y_true * ops.log(y_pred), 0.0), axis=-1)
+        """, "LL107", 7, "keras.ops.where with the condition in a name"),
+        Invalid("""
+            import tensorflow as tf
+
+            def inverse_error(y_true, y_pred):
+                d = tf.abs(y_true - y_pred)
+                return tf.reduce_mean(tf.where(tf.math.not_equal(d, 0.0), 1.0 / d, 0.0))
+        """, "LL107", 5, "tf.where(d != 0, 1 / |d|, 0): the gradient at d = 0 is NaN"),
+        Invalid("""
+            import torch
+
+            def power_loss(pred, target):
+                d = (pred - target).abs()
+                return torch.where(d > 0, d ** -0.5, torch.zeros_like(d)).mean()
+        """, "LL107", 5, "negative power masked by where"),
+    ]

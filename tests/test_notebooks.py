@@ -57,3 +57,12 @@ def test_fix_leaves_notebooks_untouched(run_cli, tmp_path: Path):
     nb.write_text(NB)
     run_cli("fix", "--no-confirm", "--unsafe-fixes", str(nb))
     assert nb.read_text() == NB
+
+
+def test_a_magic_as_the_only_statement_of_a_block_still_parses(run_cli, tmp_path: Path):
+    nb = _nb([("code", "import tensorflow as tf\nfor f in files:\n    !rm $f\nif True:\n    %time x = 1\n"),
+              ("code", "def crossentropy(y_true, y_pred):\n    return -tf.math.log(y_pred)\n")])
+    (tmp_path / "m.ipynb").write_text(nb)
+    doc = json.loads(run_cli("check", "--format", "json", str(tmp_path)).stdout)
+    assert doc["files"][0]["error"] is None
+    assert [d["code"] for d in doc["files"][0]["diagnostics"]] == ["LL101"]

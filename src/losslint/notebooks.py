@@ -38,9 +38,12 @@ def _cell_lines(source: object) -> list[str]:
     out = []
     for line in lines:
         stripped = line.lstrip()
-        # a magic or shell escape is not Python; blank it to keep the numbering of the lines after it
-        out.append("" if stripped.startswith(_MAGIC_PREFIXES) or stripped.endswith("?") and stripped[:-1].isidentifier()
-                   else line)
+        # A magic or shell escape is not Python: it becomes `pass` at its own indentation, which keeps the line
+        # numbers and keeps a block whose only statement was a magic (`for f in files:\n    !rm $f`) valid.
+        if stripped.startswith(_MAGIC_PREFIXES) or stripped.endswith("?") and stripped[:-1].isidentifier():
+            out.append(line[: len(line) - len(stripped)] + "pass")
+        else:
+            out.append(line)
     if out and out[0].lstrip().startswith("%%"):
         out = [""] * len(out)  # a cell magic (%%bash, %%time...) makes the whole cell something else
     return out

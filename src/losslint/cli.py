@@ -13,6 +13,7 @@ from rich.console import Console
 from losslint import __version__
 from losslint.api import ConfigError, Overrides, lint_paths, lint_source, settings_for
 from losslint.model import FileResult
+from losslint.outputs import FORMATS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="lint files and folders")
     check.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .); - reads stdin")
-    check.add_argument("--format", choices=("text", "concise", "json"), default="text")
+    check.add_argument("--format", choices=FORMATS, default="text")
     check.add_argument("--output-file", help="write the report here instead of stdout")
     check.add_argument("--select", type=_csv, action="extend", default=None, help="codes, prefixes or names to enable")
     check.add_argument("--extend-select", type=_csv, action="extend", default=[], help="add to the selection")
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     check.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
     check.add_argument("--show-fixes", action="store_true", help="show each fix's edits under its finding")
+    check.add_argument("--statistics", action="store_true",
+                       help="print per-rule counts instead of the findings (a JSON list with --format json)")
     check.add_argument("--show-settings", action="store_true",
                        help="print the resolved settings for the first path and exit")
 
@@ -63,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="list every rule")
     rules.add_argument("--format", choices=("text", "json"), default="text")
+
+    sub.add_parser("server", help="start the language server on stdio (needs the `lsp` extra)")
     return p
 
 
@@ -81,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rules(args)
         if args.command == "rule":
             return _rule(args)
+        if args.command == "server":
+            return _server()
         parser.print_help()
         return EXIT_ERROR
     except ConfigError as err:
@@ -106,20 +113,36 @@ def _check(args: argparse.Namespace) -> int:
         results = _lint_with_progress(args, overrides)
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout  # noqa: SIM115
     try:
-        if args.format == "text":
+        if args.statistics:
+            from losslint.outputs import render_statistics
+
+            for r in results:
+                if r.error is not None:
+                    print(f"{r.path}: error[{r.error.kind}] {r.error.message}", file=sys.stderr)
+            out.write(render_statistics(results, args.format))
+        elif args.format == "text":
             from losslint.outputs.text import print_text
 
             console = Console(file=out, highlight=False, soft_wrap=True) if args.output_file is None else \
                 Console(file=out, highlight=False, soft_wrap=True, no_color=True, force_terminal=False)
             print_text(results, console, quiet=args.quiet, show_fixes=args.show_fixes)
         else:
-            from losslint.outputs import renderer
+            from losslint.outputs import render
 
-            out.write(renderer(args.format)(results))
+            out.write(render(args.format, results, rules=_enabled_rules(args, overrides)
+                             if args.format == "sarif" else None))
     finally:
         if args.output_file:
             out.close()
     return _exit_code(results, args.exit_zero)
+
+
+def _enabled_rules(args: argparse.Namespace, overrides: Overrides) -> list:
+    """Every rule enabled for some path argument (SARIF lists them in `tool.driver.rules`)."""
+    from losslint.api import selected_rules
+
+    paths = [args.stdin_filename] if args.paths == ["-"] else args.paths
+    return list({r.code: r for p in paths for r in selected_rules(settings_for(p, overrides))}.values())
 
 
 def _fix(args: argparse.Namespace) -> int:
@@ -232,6 +255,18 @@ def _rules(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     for r in rules:
         console.print(f"[bold]{r.code}[/bold]  {r.name:<28} {r.severity.label:<8} {r.summary}")
+    return EXIT_CLEAN
+
+
+def _server() -> int:
+    try:
+        from losslint.server import serve
+    except ImportError as err:
+        if err.name not in ("pygls", "lsprotocol") and not (err.name or "").startswith(("pygls.", "lsprotocol.")):
+            raise
+        print("losslint: error: the language server needs pygls: pip install 'losslint[lsp]'", file=sys.stderr)
+        return EXIT_ERROR
+    serve()
     return EXIT_CLEAN
 
 

@@ -17,5 +17,5 @@ def dice_loss(y_true, y_pred):
     return 1.0 - 2.0 * inter / (np.sum(y_true) + np.sum(y_pred))  # BUG LL103: both empty
 
 
-def numpy_loss(y_true, y_pred):  # later: LL401 (the gradient does not flow through numpy_function)
-    return tf.numpy_function(binary_crossentropy, [y_true, y_pred], tf.float32)
+def numpy_loss(y_true, y_pred):
+    return tf.numpy_function(binary_crossentropy, [y_true, y_pred], tf.float32)  # BUG LL401: no gradient flows through numpy_function

@@ -1,0 +1,214 @@
+"""LL403 print-in-traced-loss: Python `print` of a tensor inside a tf.function or a Keras loss (runs once, at trace)."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from losslint.analysis.dataflow import DataFlow
+from losslint.analysis.scopes import Scope
+from losslint.rules.base import Invalid, Rule, Valid
+
+
+class PrintInTracedLoss(Rule):
+    code = "LL403"
+    name = "print-in-traced-loss"
+    summary = "Python print of a tensor inside a tf.function / Keras loss (runs once at trace)"
+    what_it_does = (
+        "Finds Python `print(...)` of a tensor value inside a function that TensorFlow traces: one decorated with "
+        "`@tf.function` (or wrapped by `tf.function(f)`), a loss function passed to Keras `compile()`, or the `call` "
+        "of a Keras `Loss` subclass, and functions nested in those. Prints of constant text and of static shapes or "
+        "dtypes, eager code (`run_eagerly=True`, `tf.config.run_functions_eagerly(True)`) and PyTorch are not "
+        "reported."
+    )
+    why_bad = (
+        "Python side effects run while TensorFlow traces the function into a graph, usually once, not at every step. "
+        "The print shows a symbolic tensor (`Tensor(\"sub:0\", shape=(None, 1), dtype=float32)`) instead of values, "
+        "and then never prints again, which looks like the loss is not being called or the values are missing."
+    )
+    example = """\
+        def custom_loss(y_true, y_pred):
+            err = y_true - y_pred
+            print("error:", err)
+            return tf.reduce_mean(tf.square(err), axis=-1)
+    """
+    use_instead = """\
+        def custom_loss(y_true, y_pred):
+            err = y_true - y_pred
+            tf.print("error:", err)                    # runs at every step, prints values
+            return tf.reduce_mean(tf.square(err), axis=-1)
+    """
+    fix_safety = (
+        "Replacing `print` with `tf.print` is safe: it prints the same arguments at every step instead of once. "
+        "No automatic fix is offered yet."
+    )
+    frameworks = ("tensorflow", "keras")
+    # A tf.function is often a training step, not a loss scope: the rule looks at every function itself.
+    scoped = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not (isinstance(func, cst.Name) and func.value == "print"):
+            return
+        index = self.context.index
+        if index.imports.is_module_alias("print") or "print" in index.module_functions:
+            return
+        stmt = self.stmt
+        if stmt is None or stmt.func is None:
+            return
+        df = DataFlow.of(index, self.context.scopes, self.context.facts)
+        why = df.traced(stmt.func)
+        if why is None or df.is_torch(stmt):
+            return
+        if not any(_is_tensor(df.dep(a.value, stmt)) for a in node.args if a.keyword is None):
+            return
+        message = (f"print() inside {why} runs once, while TensorFlow traces it: it shows a symbolic tensor, not "
+                   f"the values at each step; use tf.print")
+        if self.context.scope is not None:
+            self.report(node, message)
+            return
+        f = stmt.func
+        self.context.scope_stack.append(Scope("traced", f"`{f.qualname}` (traced by tf.function)", f))
+        try:
+            self.report(node, message)
+        finally:
+            self.context.scope_stack.pop()
+
+    VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                err = y_true - y_pred
+                tf.print("error:", err)
+                return tf.reduce_mean(tf.square(err), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "tf.print"),
+        Valid("""
+            import tensorflow as tf
+
+            @tf.function
+            def train_step(x, y):
+                print("tracing train_step")
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, model(x))
+                return loss
+        """, "a constant message: deliberate trace-time logging"),
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                print("y_pred shape:", y_pred.shape)
+                return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "a static shape is known at trace time"),
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                err = y_true - y_pred
+                print("error:", err)
+                return tf.reduce_mean(tf.square(err), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss, run_eagerly=True)
+        """, "run_eagerly=True: the loss runs eagerly"),
+        Valid("""
+            import torch
+
+            class DebugLoss(torch.nn.Module):
+                def forward(self, pred, target):
+                    err = pred - target
+                    print("error", err.abs().max())
+                    return (err ** 2).mean()
+        """, "PyTorch is eager"),
+        Valid("""
+            import tensorflow as tf
+
+            def train(model, dataset, optimizer):
+                for x, y in dataset:
+                    with tf.GradientTape() as tape:
+                        loss = tf.reduce_mean(tf.square(y - model(x)))
+                    print("loss", loss)
+                    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                                  model.trainable_variables))
+        """, "an eager custom loop"),
+        Valid("""
+            import tensorflow as tf
+
+            def make_loss(weight):
+                def loss(y_true, y_pred):
+                    print("building the loss with weight", weight)
+                    return weight * tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+                return loss
+
+            model.compile(optimizer="adam", loss=make_loss(0.5))
+        """, "a Python hyper-parameter from the factory is a constant, known at trace time"),
+    ]
+    INVALID = [
+        Invalid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                err = y_true - y_pred
+                print("error:", err)
+                return tf.reduce_mean(tf.square(err), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "LL403", 5, "a compiled Keras loss"),
+        Invalid("""
+            import tensorflow as tf
+
+            @tf.function
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+                    print("loss:", loss)
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        """, "LL403", 7, "a @tf.function training step"),
+        Invalid("""
+            import keras
+            from keras import ops
+
+            class WeightedMSE(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    loss = ops.mean(ops.square(y_true - y_pred), axis=-1)
+                    print(f"batch loss {loss}")
+                    return loss
+        """, "LL403", 7, "an f-string in a Keras 3 Loss.call"),
+        Invalid("""
+            import tensorflow as tf
+            from tensorflow.keras import backend as K
+
+            def dice_loss(y_true, y_pred):
+                inter = K.sum(y_true * y_pred)
+                print("intersection", inter)
+                return 1 - (2 * inter + 1) / (K.sum(y_true) + K.sum(y_pred) + 1)
+
+            model.compile(optimizer="adam", loss=dice_loss)
+        """, "LL403", 6, "Keras 2 backend loss"),
+        Invalid("""
+            import tensorflow as tf
+
+            def loss_fn(y_true, y_pred):
+                print("pred:", y_pred)
+                return tf.reduce_mean(tf.keras.losses.mse(y_true, y_pred))
+
+            train_step = tf.function(loss_fn)
+        """, "LL403", 4, "wrapped by tf.function(f)"),
+        Invalid("""
+            import tensorflow as tf
+
+            @tf.function(jit_compile=True)
+            def compute_loss(labels, logits):
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+                print("per-example loss", per_example)
+                return tf.nn.compute_average_loss(per_example, global_batch_size=64)
+        """, "LL403", 6, "@tf.function(...) with arguments"),
+    ]
+
+
+def _is_tensor(dep) -> bool:  # type: ignore[no-untyped-def]
+    """A value the trace only knows symbolically (not a constant, a shape or a dtype)."""
+    return dep.tensor or dep.grad

@@ -20,6 +20,7 @@ import libcst as cst
 
 from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo
 from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap, _names_in
+from losslint.analysis.walk import walk as cst_walk
 
 INF = math.inf
 PROB_VAR_NAMES = frozenset({"probs", "prob", "probabilities", "proba", "y_prob", "y_probs", "pred_prob",
@@ -290,6 +291,33 @@ class Facts:
             cached = self._ifexp_cache[stmt.index] = _IfExpConditions()
             stmt.node.visit(cached)
         return cached
+
+    def only_checked(self, stmt: StmtInfo | None) -> bool:
+        """Is `stmt` an assignment `x = ...` whose `x` is read only by `assert` statements (a sanity check such as
+        `w_norm = w.pow(2).sum(0).pow(0.5); assert torch.all(w_norm > 0)`)? Its value never reaches the loss."""
+        if stmt is None or stmt.func is None or not isinstance(stmt.node, cst.SimpleStatementLine):
+            return False
+        body = stmt.node.body
+        if len(body) != 1 or not isinstance(body[0], cst.Assign) or len(body[0].targets) != 1 \
+                or not isinstance(body[0].targets[0].target, cst.Name):
+            return False
+        name = body[0].targets[0].target.value
+        reads = {"asserted": 0, "other": 0}
+        target_node = body[0].targets[0].target
+
+        def enter(node: cst.CSTNode) -> bool | None:
+            if isinstance(node, cst.Assert):
+                cst_walk(node, lambda n: _count(n, "asserted"))
+                return False
+            _count(node, "other")
+            return None
+
+        def _count(node: cst.CSTNode, kind: str) -> None:
+            if isinstance(node, cst.Name) and node.value == name and node is not target_node:
+                reads[kind] += 1
+
+        cst_walk(stmt.func.node, enter)
+        return reads["asserted"] > 0 and reads["other"] == 0
 
     def only_compared(self, node: cst.CSTNode, stmt: StmtInfo | None) -> bool:
         """Is `node` a direct operand of a comparison (`err / t.abs() > thr`)? Its inf or NaN then only decides a

@@ -96,3 +96,21 @@ def test_suppression_on_a_multiline_statement_and_file_level(run_cli, tmp_path: 
     assert _codes(run_cli, str(tmp_path)) == ["LL103"]
     (tmp_path / "m.py").write_text("# losslint: ignore-file[LL1]\n" + BUGGY)
     assert _codes(run_cli, str(tmp_path)) == []
+
+
+def test_warn_unused_ignores(run_cli, tmp_path: Path):
+    src = BUGGY.replace("axis=-1)\n", "axis=-1)  # losslint: ignore[LL101]\n", 1)
+    src = src.replace("def dice_loss", "x = 1  # noqa: LL105\n\n\ndef dice_loss")
+    (tmp_path / "m.py").write_text(src)
+    assert _codes(run_cli, str(tmp_path)) == ["LL103"]
+    proc = run_cli("check", "--format", "json", "--warn-unused-ignores", str(tmp_path))
+    doc = json.loads(proc.stdout)
+    diags = doc["files"][0]["diagnostics"]
+    assert sorted(d["code"] for d in diags) == ["LL000", "LL103"]
+    unused = next(d for d in diags if d["code"] == "LL000")
+    assert unused["range"]["start"]["line"] == src.splitlines().index("x = 1  # noqa: LL105")
+    assert "LL105" in unused["message"] and unused["data"]["name"] == "unused-suppression"
+    from losslint.outputs.json_output import schema
+    import jsonschema
+
+    jsonschema.validate(doc, schema())

@@ -51,41 +51,43 @@ def selected_rules(settings: Settings, path: str | None = None) -> list[type[Rul
 def lint_source(source: str, path: str = "<stdin>", settings: Settings | None = None) -> FileResult:
     settings = settings or Settings()
     codes = tuple(r.code for r in selected_rules(settings, path))
-    return _lint_text(source, path, codes, settings.severity)
+    return _lint_text(source, path, codes, settings.severity, settings.warn_unused_ignores)
 
 
-def _lint_text(source: str, path: str, codes: tuple[str, ...], severity: dict[str, Severity]) -> FileResult:
+def _lint_text(source: str, path: str, codes: tuple[str, ...], severity: dict[str, Severity],
+               warn_unused: bool = False) -> FileResult:
     rules = [r for r in all_rules() if r.code in codes]
     try:
         result = lint_module_source(source, path, rules, severity)
     except Exception as err:  # noqa: BLE001 - a bug of ours must not stop the other files
         return FileResult(path, source, error=FileError("internal", f"internal error ({type(err).__name__}: {err}); "
                                                                     "please report it"))
-    if result.diagnostics:
-        kept, hidden = suppressions.apply(source, result.diagnostics)
-        if hidden:
+    if result.error is None and not result.skipped and (result.diagnostics or warn_unused):
+        kept, hidden = suppressions.apply(source, result.diagnostics, warn_unused)
+        if kept != result.diagnostics:
             result = replace(result, diagnostics=kept, extra={**result.extra, "suppressed": hidden})
     return result
 
 
-def _lint_one(args: tuple[str, tuple[str, ...], dict[str, Severity]]) -> FileResult:
-    path, codes, severity = args
+def _lint_one(args: tuple[str, tuple[str, ...], dict[str, Severity], bool]) -> FileResult:
+    path, codes, severity, warn_unused = args
     if path.endswith(".ipynb"):
-        return _lint_notebook(path, codes, severity)
+        return _lint_notebook(path, codes, severity, warn_unused)
     text, error = read_source(path)
     if error is not None:
         return FileResult(path, error=error)
-    return _lint_text(text, path, codes, severity)  # type: ignore[arg-type]
+    return _lint_text(text, path, codes, severity, warn_unused)  # type: ignore[arg-type]
 
 
-def _lint_notebook(path: str, codes: tuple[str, ...], severity: dict[str, Severity]) -> FileResult:
+def _lint_notebook(path: str, codes: tuple[str, ...], severity: dict[str, Severity],
+                   warn_unused: bool = False) -> FileResult:
     data, error = read_limited(path)
     if error is not None:
         return FileResult(path, error=error)
     nb, error = parse_notebook(data)  # type: ignore[arg-type]
     if error is not None:
         return FileResult(path, error=error)
-    result = _lint_text(nb.source, path, codes, severity)  # type: ignore[union-attr]
+    result = _lint_text(nb.source, path, codes, severity, warn_unused)  # type: ignore[union-attr]
     return replace(result, extra={**result.extra, "notebook": nb})
 
 
@@ -109,14 +111,14 @@ def lint_paths(paths: list[str], settings: Settings | Overrides | None = None, j
         candidates.extend(discover([raw], excl))
     results: list[FileResult | None] = [None] * len(candidates)
     todo: list[int] = []
-    work: list[tuple[str, tuple[str, ...], dict[str, Severity]]] = []
+    work: list[tuple[str, tuple[str, ...], dict[str, Severity], bool]] = []
     for i, c in enumerate(candidates):
         if c.error is not None:
             results[i] = FileResult(c.path, error=c.error)
             continue
         s = settings if isinstance(settings, Settings) else settings_for(c.path, settings)
         todo.append(i)
-        work.append((c.path, tuple(r.code for r in selected_rules(s, c.path)), s.severity))
+        work.append((c.path, tuple(r.code for r in selected_rules(s, c.path)), s.severity, s.warn_unused_ignores))
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     done = 0
     if jobs > 1 and len(work) >= 8:

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     check.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
     check.add_argument("--show-fixes", action="store_true", help="show each fix's edits under its finding")
+    check.add_argument("--warn-unused-ignores", action="store_true",
+                       help="report suppression comments that suppress nothing (as LL000 unused-suppression)")
     check.add_argument("--statistics", action="store_true",
                        help="print per-rule counts instead of the findings (a JSON list with --format json)")
     check.add_argument("--show-settings", action="store_true",
@@ -104,6 +106,7 @@ def _check(args: argparse.Namespace) -> int:
         ignore=tuple(args.ignore),
         exclude=tuple(args.exclude),
         config=args.config,
+        warn_unused_ignores=args.warn_unused_ignores,
     )
     if args.show_settings:
         return _show_settings(args.paths[0] if args.paths != ["-"] else args.stdin_filename, overrides)

@@ -35,6 +35,7 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     severity: dict[str, Severity] = field(default_factory=dict)
     rule_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    warn_unused_ignores: bool = False
     root: str = "."  # the folder globs are relative to
     source: str | None = None  # the config file these came from
 
@@ -62,6 +63,7 @@ class Overrides:
     extend_select: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     config: str | None = None
+    warn_unused_ignores: bool = False
 
 
 def _str_list(value: object, where: str) -> tuple[str, ...]:
@@ -209,4 +211,5 @@ def resolve(path: str, overrides: Overrides) -> Settings:
         ignore=base.ignore + overrides.ignore,
         extend_select=base.extend_select + overrides.extend_select,
         exclude=base.exclude + overrides.exclude,
+        warn_unused_ignores=overrides.warn_unused_ignores,
     )

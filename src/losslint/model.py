@@ -47,7 +47,7 @@ class Fix:
     applicability: str  # "safe" | "unsafe" | "display-only"
     edits: tuple[Edit, ...] = ()
     confirmed: bool | None = None
-    evidence: str | None = None
+    evidence: str | dict | None = None  # the confirmation figures (JSON-serialisable), or why there are none
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 
-from losslint.model import Diagnostic
+from losslint.model import Diagnostic, Position, Range, Severity
+
+UNUSED_CODE = "LL000"
+UNUSED_NAME = "unused-suppression"
 
 _IGNORE_RE = re.compile(r"#\s*losslint:\s*ignore(?P<file>-file)?(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(?P<codes>[A-Z]+\d+(?:[\s,]+[A-Z]+\d+)*)", re.IGNORECASE)
@@ -25,16 +28,27 @@ class Suppressions:
     statement_start: dict[int, int] = field(default_factory=dict)  # 1-based line -> first line of its statement
     statement_end: dict[int, int] = field(default_factory=dict)
 
+    used: set[int] = field(default_factory=set)  # lines (0 for the file comment) whose comment suppressed something
+
     def covers(self, d: Diagnostic) -> bool:
         if _match(self.file_codes, d.code):
+            self.used.add(0)
             return True
         first = d.range.start.line + 1
         start = self.statement_start.get(first, first)
         end = self.statement_end.get(first, first)
         for line in range(start - 1, max(end, d.range.end.line + 1) + 1):
             if _match(self.by_line.get(line, frozenset()), d.code):
+                self.used.add(line)
                 return True
         return False
+
+    def unused(self) -> list[tuple[int, frozenset[str]]]:
+        """(1-based line, codes) of suppression comments that suppressed nothing (line 0: the file comment)."""
+        out = [(line, codes) for line, codes in sorted(self.by_line.items()) if line not in self.used]
+        if self.file_codes and 0 not in self.used:
+            out.insert(0, (0, self.file_codes))
+        return out
 
 
 def _match(codes: frozenset[str], code: str) -> bool:
@@ -88,10 +102,24 @@ def parse(source: str) -> Suppressions:
     return s
 
 
-def apply(source: str, diagnostics: tuple[Diagnostic, ...]) -> tuple[tuple[Diagnostic, ...], int]:
-    """The diagnostics left after suppressions, and how many were suppressed."""
-    if not diagnostics:
+def apply(source: str, diagnostics: tuple[Diagnostic, ...], warn_unused: bool = False
+          ) -> tuple[tuple[Diagnostic, ...], int]:
+    """The diagnostics left after suppressions, and how many were suppressed. With `warn_unused`, a comment that
+    suppressed nothing becomes a finding itself (`LL000 unused-suppression`), as Ruff's RUF100 does."""
+    if not diagnostics and not warn_unused:
         return diagnostics, 0
     s = parse(source)
     kept = tuple(d for d in diagnostics if not s.covers(d))
-    return kept, len(diagnostics) - len(kept)
+    hidden = len(diagnostics) - len(kept)
+    if warn_unused:
+        lines = source.splitlines()
+        extra = []
+        for line, codes in s.unused():
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            col = text.find("#") if "#" in text else 0
+            shown = "all rules" if "*" in codes else ", ".join(sorted(codes))
+            where = Range(Position(max(line - 1, 0), max(col, 0)), Position(max(line - 1, 0), len(text)))
+            extra.append(Diagnostic(UNUSED_CODE, UNUSED_NAME, f"unused suppression ({shown}): nothing here is "
+                                    "reported, so the comment can go", where, Severity.WARNING))
+        kept = tuple(sorted(kept + tuple(extra), key=lambda d: (d.range.start, d.code)))
+    return kept, hidden

@@ -12,6 +12,8 @@ from losslint.outputs.positions import LineIndex
 from losslint.outputs.summary import summarize
 
 SCHEMA_VERSION = 1
+# Findings that are not a rule's (LL000 unused-suppression) link to the suppression section of the contract.
+CONTRACT_URL = "https://github.com/losslint/losslint/blob/main/docs/contract.md#suppressions-and-configuration"
 
 
 def _uri(path: str) -> str | None:
@@ -50,7 +52,7 @@ def diagnostic_dict(lines: LineIndex, d: Diagnostic) -> dict[str, Any]:
         "range": _range(lines, d.range),
         "severity": int(d.severity),
         "code": d.code,
-        "codeDescription": {"href": rule.docs_url() if rule else ""},
+        "codeDescription": {"href": rule.docs_url() if rule else CONTRACT_URL},
         "source": "losslint",
         "message": d.message,
         "data": data,

@@ -1,0 +1,321 @@
+"""The confirmation harness: run as a script in a child process (`python runner.py`), never imported by losslint.
+
+It imports nothing from losslint (the interpreter may be another environment's), imports TensorFlow once, then reads
+one JSON job per line on stdin and writes one JSON result per line on the original stdout. Anything the user's code
+prints goes to stderr. A job holds two module texts (the original and the fixed harness module), how to call the loss,
+the synthetic-input spec and the dtype; the result holds raw figures per input case. The parent decides the verdict.
+
+Protocol: first line out is {"ready": true, "tensorflow": ver, "keras": ver} or {"ready": false, "error": ...}.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import os
+import signal
+import sys
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU: deterministic kernels, no device start-up cost
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+# Results go to a private copy of stdout; fd 1 itself is pointed at stderr so prints (and tf.print) cannot corrupt it.
+_OUT = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+
+def _emit(obj: dict) -> None:
+    _OUT.write(json.dumps(obj, allow_nan=False) + "\n")
+    _OUT.flush()
+
+
+class _JobTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):  # noqa: ANN001
+    raise _JobTimeout()
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def main() -> None:
+    try:
+        import numpy as np
+        import tensorflow as tf
+    except BaseException as exc:  # noqa: BLE001 - report anything, including a failing native import
+        _emit({"ready": False, "error": _short(exc)})
+        return
+    try:
+        import keras
+        keras_version = getattr(keras, "__version__", None)
+    except BaseException:  # noqa: BLE001
+        keras = None
+        keras_version = None
+    _emit({"ready": True, "tensorflow": tf.__version__, "keras": keras_version})
+    ctx = _Context(np, tf, keras)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            job = json.loads(line)
+        except ValueError as exc:
+            _emit({"id": None, "error": f"bad job: {exc}"})
+            continue
+        seconds = max(0.5, float(job.get("timeout", 30)))
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            result = ctx.run_job(job)
+        except _JobTimeout:
+            result = {"id": job.get("id"), "error": f"timed out after {seconds:g} s"}
+        except BaseException as exc:  # noqa: BLE001
+            result = {"id": job.get("id"), "error": "harness failure: " + _short(exc),
+                      "trace": traceback.format_exc()[-2000:]}
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        _emit(_clean(result))
+
+
+def _clean(obj):  # noqa: ANN001, ANN202
+    """JSON without NaN/Inf: non-finite floats become strings."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+class _MergedBackend:
+    """Keras 3's `keras.backend` lacks the Keras 2 functions (`K.log`, `K.mean`); TensorFlow's bundled legacy backend
+    (`tf.keras.backend`) has them. Attribute lookups try Keras 3 first, then the legacy one."""
+
+    def __init__(self, *mods) -> None:  # noqa: ANN002
+        self._mods = mods
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        for m in self._mods:
+            try:
+                return getattr(m, name)
+            except AttributeError:
+                continue
+        raise AttributeError(name)
+
+
+class _Context:
+    def __init__(self, np, tf, keras) -> None:  # noqa: ANN001
+        self.np = np
+        self.tf = tf
+        self.keras = keras
+        self.backend_shim = None
+        if keras is not None:
+            k3 = getattr(keras, "backend", None)
+            try:
+                legacy = tf.keras.backend
+            except Exception:  # noqa: BLE001
+                legacy = None
+            if k3 is not None and legacy is not None and k3 is not legacy and not hasattr(k3, "log"):
+                self.backend_shim = (k3, _MergedBackend(k3, legacy))
+
+    # ---- loading ---------------------------------------------------------------------------------------------
+    def load(self, source: str, call: dict, label: str):  # noqa: ANN201
+        if self.keras is not None:
+            try:  # the same class registered twice (original and fixed) must not clash
+                self.keras.saving.get_custom_objects().clear()
+            except Exception:  # noqa: BLE001
+                pass
+        ns: dict = {"__name__": f"losslint_harness_{label}", "__builtins__": builtins}
+        exec(compile(source, f"<losslint {label} harness>", "exec"), ns)  # noqa: S102 - the point of the harness
+        if self.backend_shim is not None:
+            k3, merged = self.backend_shim
+            for k, v in list(ns.items()):
+                if v is k3:
+                    ns[k] = merged
+        kind = call.get("kind", "function")
+        if kind == "function":
+            return ns[call["name"]]
+        if kind == "method":
+            cls = ns[call["class"]]
+            try:
+                obj = cls()
+            except Exception:  # noqa: BLE001 - a constructor that needs arguments: an instance without __init__
+                obj = cls.__new__(cls)
+            return getattr(obj, call["method"])
+        if kind == "factory":
+            made = ns[call["name"]]()
+            if not callable(made):
+                raise TypeError(f"{call['name']}() returned {type(made).__name__}, not a loss function")
+            return made
+        raise ValueError(f"unknown call kind {kind!r}")
+
+    # ---- inputs ----------------------------------------------------------------------------------------------
+    def cases(self, spec: dict) -> list[tuple[str, dict]]:
+        np = self.np
+        rng = np.random.RandomState(int(spec.get("seed", 0)))
+        shape = tuple(int(s) for s in spec["shape"])
+        n_cls = shape[-1]
+        label_kind = spec.get("label_kind", "onehot")
+
+        def softmax(z):  # noqa: ANN001, ANN202
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+
+        cls = rng.randint(0, n_cls, size=shape[:-1])
+        onehot = np.eye(n_cls)[cls]
+        wrong = np.eye(n_cls)[(cls + 1) % n_cls]
+        binary = rng.randint(0, 2, size=shape).astype(np.float64)
+        binary.flat[0], binary.flat[-1] = 0.0, 1.0
+        target = rng.normal(size=shape)
+        mask = rng.randint(0, 2, size=shape).astype(np.float64)
+        mask.flat[0] = 1.0
+        edge_labels = None
+        if label_kind in ("onehot", "sparse"):
+            labels, probs = onehot, softmax(rng.normal(size=shape))
+            exact, exact_wrong = onehot, wrong
+        elif label_kind == "distribution":  # soft targets (KL divergence): strictly positive rows summing to 1
+            labels, probs = softmax(rng.normal(size=shape)), softmax(rng.normal(size=shape))
+            exact, exact_wrong, edge_labels = onehot, wrong, onehot
+        elif label_kind == "binary":
+            labels, probs = binary, rng.uniform(0.05, 0.95, size=shape)
+            exact, exact_wrong = binary, 1.0 - binary
+        else:  # regression
+            labels, probs = target, rng.uniform(0.05, 0.95, size=shape)
+            exact, exact_wrong = np.clip(target, 0, 1), 1.0 - np.clip(target, 0, 1)
+        logits = rng.normal(size=shape) * 2.0
+        real = rng.normal(size=shape) if label_kind != "regression" else target + rng.normal(size=shape) * 0.5
+        sign = 2.0 * (labels > 0.5) - 1.0 if label_kind != "regression" else np.sign(rng.normal(size=shape))
+        zeros = np.zeros(shape)
+        weights = rng.uniform(0.5, 1.5, size=shape)
+
+        def pack(lab, pr, lg, re, mk, classes=cls):  # noqa: ANN001, ANN202
+            return {"labels": lab, "probs": pr, "logits": lg, "real": re, "mask": mk, "weights": weights,
+                    "classes": classes}
+
+        out = [("normal", pack(labels, probs, logits, real, mask))]
+        el = labels if edge_labels is None else edge_labels
+        out.append(("exact_probs", pack(el, exact, sign * 30.0, el, mask)))
+        out.append(("exact_wrong_probs", pack(el, exact_wrong, -sign * 30.0, el + sign * 3.0, mask)))
+        out.append(("all_zero", pack(zeros, zeros, zeros, zeros, zeros, np.zeros_like(cls))))
+        out.append(("zero_labels_and_masks", pack(zeros, probs, logits, real, zeros, np.zeros_like(cls))))
+        out.append(("large_logits", pack(labels, probs, sign * 100.0, labels + sign * 30.0, mask)))
+        return out
+
+    def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
+        tf, np = self.tf, self.np
+        args, watched = [], []
+        for p in spec["params"]:
+            kind = p["kind"]
+            if kind == "labels" and spec.get("label_kind") == "sparse":
+                t = tf.constant(values["classes"].astype(np.int32))
+            else:
+                arr = values[kind if kind in values else "real"]
+                t = tf.cast(tf.constant(np.asarray(arr, dtype=np.float32)), dtype)
+            args.append(t)
+            if p.get("grad"):
+                watched.append(t)
+        return args, watched
+
+    # ---- running ---------------------------------------------------------------------------------------------
+    def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
+        tf, np = self.tf, self.np
+        with tf.GradientTape() as tape:
+            for t in watched:
+                tape.watch(t)
+            out = fn(*args)
+            flat = tf.nest.flatten(out)
+            targets = [o for o in flat if tf.is_tensor(o) and o.dtype.is_floating]
+        grads = tape.gradient(targets, watched) if (targets and watched) else [None] * len(watched)
+        vals = []
+        for o in flat:
+            if tf.is_tensor(o):
+                vals.append(np.asarray(tf.cast(o, tf.float64) if o.dtype.is_floating or o.dtype.is_integer
+                                       else tf.cast(o, tf.float64)).ravel())
+            else:
+                vals.append(np.asarray(o, dtype=np.float64).ravel())
+        value = np.concatenate(vals) if vals else np.zeros(0)
+        garr = [None if g is None else np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64)).ravel()
+                for g in grads]
+        return value, garr
+
+    def run_job(self, job: dict) -> dict:
+        tf, np = self.tf, self.np
+        spec = job["inputs"]
+        dtype = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float64": tf.float64}.get(job.get("dtype"),
+                                                                                          tf.float32)
+        fns = {}
+        for label in ("original", "fixed"):
+            try:
+                fns[label] = self.load(job[label], job["call"], label)
+            except _JobTimeout:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                return {"id": job.get("id"), "load_error": {label: _short(exc)}}
+        cases = []
+        for name, values in self.cases(spec):
+            args, watched = self.tensors(spec, values, dtype)
+            entry: dict = {"case": name}
+            got = {}
+            for label in ("original", "fixed"):
+                try:
+                    got[label] = self.evaluate(fns[label], args, watched)
+                    v, gs = got[label]
+                    entry[label] = {
+                        "value_nonfinite": int(np.size(v) - np.count_nonzero(np.isfinite(v))),
+                        "grad_nonfinite": int(sum(np.size(g) - np.count_nonzero(np.isfinite(g))
+                                                  for g in gs if g is not None)),
+                        "grad_none": [g is None for g in gs],
+                        "value_size": int(np.size(v)),
+                    }
+                except _JobTimeout:
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    entry[label] = {"error": _short(exc)}
+            if "original" in got and "fixed" in got:
+                entry["compare"] = self.compare(got["original"], got["fixed"])
+            cases.append(entry)
+        return {"id": job.get("id"), "cases": cases}
+
+    def compare(self, a, b) -> dict:  # noqa: ANN001
+        np = self.np
+        (va, ga), (vb, gb) = a, b
+        out: dict = {}
+        if va.shape != vb.shape:
+            out["value_shape_mismatch"] = [list(va.shape), list(vb.shape)]
+        else:
+            both = np.isfinite(va) & np.isfinite(vb)
+            out["max_value_diff"] = float(np.max(np.abs(va[both] - vb[both]))) if both.any() else None
+            out["max_value_abs"] = float(np.max(np.abs(va[both]))) if both.any() else None
+        gdiff, gabs = None, None
+        for x, y in zip(ga, gb):
+            if x is None and y is None:
+                continue
+            x = np.zeros_like(y) if x is None else x
+            y = np.zeros_like(x) if y is None else y
+            if x.shape != y.shape:
+                out["grad_shape_mismatch"] = [list(x.shape), list(y.shape)]
+                continue
+            both = np.isfinite(x) & np.isfinite(y)
+            if both.any():
+                d = float(np.max(np.abs(x[both] - y[both])))
+                m = float(np.max(np.abs(x[both])))
+                gdiff = d if gdiff is None else max(gdiff, d)
+                gabs = m if gabs is None else max(gabs, m)
+        out["max_grad_diff"] = gdiff
+        out["max_grad_abs"] = gabs
+        return out
+
+
+if __name__ == "__main__":
+    main()

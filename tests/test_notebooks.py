@@ -52,11 +52,25 @@ def test_broken_notebook_is_a_per_file_error(run_cli, tmp_path: Path):
     assert by["ok.py"]["diagnostics"][0]["code"] == "LL101"
 
 
-def test_fix_leaves_notebooks_untouched(run_cli, tmp_path: Path):
+def test_fix_writes_back_into_the_cell_and_keeps_the_rest(run_cli, tmp_path: Path):
     nb = tmp_path / "train.ipynb"
-    nb.write_text(NB)
-    run_cli("fix", "--no-confirm", "--unsafe-fixes", str(nb))
-    assert nb.read_text() == NB
+    doc = json.loads(NB)
+    doc["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ok\n"]}]
+    doc["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    original = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    nb.write_text(original)
+    assert run_cli("fix", "--no-confirm", str(nb)).returncode == 1  # unconfirmed: nothing written
+    assert nb.read_text() == original
+    proc = run_cli("fix", "--no-confirm", "--unsafe-fixes", str(nb))
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(nb.read_text())
+    assert after["cells"][2]["source"] == ["def crossentropy(y_true, y_pred):\n",
+                                           "    return -tf.reduce_sum(y_true * tf.math.log(tf.math.maximum(y_pred, "
+                                           "1e-7)))\n"]
+    assert after["cells"][1]["source"] == doc["cells"][1]["source"]  # the magics are kept
+    assert after["cells"][1]["outputs"] == doc["cells"][1]["outputs"] and after["metadata"] == doc["metadata"]
+    assert nb.read_text().splitlines()[1].startswith(" \"cells\"")  # nbformat's indent=1 is kept
+    assert run_cli("check", str(nb)).returncode == 0
 
 
 def test_a_magic_as_the_only_statement_of_a_block_still_parses(run_cli, tmp_path: Path):

@@ -172,8 +172,8 @@ def fix_paths(paths: list[str], settings: Overrides | Settings | None = None, *,
         results = [by_path.get(r.path, r) for r in results]
     outcomes: list[FixOutcome] = []
     for r in results:
-        if r.path not in {w.path for w in with_fixes} or "notebook" in r.extra:
-            continue  # notebooks are checked, not yet fixed: writing back into the JSON is not built
+        if r.path not in {w.path for w in with_fixes}:
+            continue
         s = settings if isinstance(settings, Settings) else settings_for(r.path, settings)
         codes = tuple(rule.code for rule in selected_rules(s, r.path))
         first = [r]
@@ -186,5 +186,23 @@ def fix_paths(paths: list[str], settings: Overrides | Settings | None = None, *,
                 res = replace(res, diagnostics=confirmer.confirm_file(path, source, res.diagnostics))
             return res
 
-        outcomes.append(fix_text(r.source or "", r.path, lint, unsafe=unsafe))
+        outcome = fix_text(r.source or "", r.path, lint, unsafe=unsafe)
+        nb = r.extra.get("notebook")
+        if nb is not None and outcome.changed:
+            outcome = _notebook_outcome(outcome, nb)
+        outcomes.append(outcome)
     return outcomes, results
+
+
+def _notebook_outcome(outcome: "FixOutcome", nb) -> "FixOutcome":  # type: ignore[no-untyped-def]
+    """Turn a fixed module text back into notebook JSON; the outcome then holds the .ipynb texts themselves."""
+    from losslint.notebooks import write_back
+
+    data, error = read_limited(outcome.path)
+    if error is not None:
+        return replace(outcome, fixed=outcome.original, error=error.message)
+    new_json, problem = write_back(data, nb, outcome.original, outcome.fixed)  # type: ignore[arg-type]
+    if new_json is None:
+        return replace(outcome, fixed=outcome.original, error=problem)
+    original_json = data.decode("utf-8")  # type: ignore[union-attr]
+    return replace(outcome, original=original_json, fixed=new_json)

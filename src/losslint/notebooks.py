@@ -68,3 +68,43 @@ def parse_notebook(data: bytes) -> tuple[NotebookSource | None, FileError | None
         cells.append(Cell(i, len(lines), len(cl)))
         lines.extend(cl)
     return NotebookSource("\n".join(lines) + "\n", tuple(cells)), None
+
+
+def write_back(data: bytes, nb: NotebookSource, old_module: str, new_module: str) -> tuple[str | None, str | None]:
+    """The notebook JSON with the fixed lines put back into their cells, or (None, why not).
+
+    Fixes replace text inside lines, so the module keeps its line count and every changed line maps to one cell line;
+    magics (blanked to `pass`) are never edited and stay as they were. Untouched cells, outputs and metadata are
+    written back unchanged, with the file's own JSON indentation."""
+    old_lines, new_lines = old_module.split("\n"), new_module.split("\n")
+    if len(old_lines) != len(new_lines):
+        return None, "a fix changed the number of lines; notebooks are only fixed line by line"
+    raw = data.decode("utf-8")
+    doc = json.loads(raw)
+    cells = doc["cells"]
+    for n, (old, new) in enumerate(zip(old_lines, new_lines)):
+        if old == new:
+            continue
+        index, line = nb.locate(n)
+        cell = cells[index]
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        lines = text.split("\n")
+        if line >= len(lines) or lines[line] != old:
+            return None, f"cell {index + 1} does not hold the line that was fixed"
+        lines[line] = new
+        fixed = "\n".join(lines)
+        cell["source"] = fixed.splitlines(keepends=True) if isinstance(source, list) else fixed
+    return _dump_like(doc, raw), None
+
+
+def _dump_like(doc: dict, raw: str) -> str:
+    """json.dumps with the indentation the original file used (nbformat writes indent=1)."""
+    indent = 1
+    for line in raw.splitlines()[1:3]:
+        stripped = line.lstrip(" ")
+        if stripped and len(line) > len(stripped):
+            indent = len(line) - len(stripped)
+            break
+    out = json.dumps(doc, indent=indent, ensure_ascii=False)
+    return out + ("\n" if raw.endswith("\n") else "")

@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
+from losslint.analysis.calls import later_arg, positional
 from losslint.analysis.facts import (ANY, INF, Facts, Value, _add, _called_name, _div, _first_operand, _literal,
-                                     _mul, _neg, _positional, _pow, _single_reaching_def, const, hull)
+                                     _mul, _neg, _pow, _unary, assigned_value, const, hull)
 from losslint.analysis.index import StmtInfo
 
 # Origins whose range is only a convention of the loss signature: they bound nothing for overflow.
@@ -88,16 +89,11 @@ class Bounds:
         if isinstance(node, (cst.Integer, cst.Float)):
             return const(float(node.evaluated_value))
         if isinstance(node, cst.UnaryOperation):
-            inner = rng(node.expression)
-            if isinstance(node.operator, cst.Minus):
-                return _neg(inner)
-            if isinstance(node.operator, cst.Plus):
-                return inner
-            return ANY
+            return _unary(node.operator, rng(node.expression))
         if isinstance(node, cst.Name):
-            d = _single_reaching_def(self.facts, node.value, stmt)
-            if d is not None and d.value is not None and d.stmt is not None:
-                return self.range(d.value, d.stmt, depth)
+            assigned = assigned_value(self.facts, node.value, stmt)
+            if assigned is not None:
+                return self.range(*assigned, depth)
             return self._trusted(node, stmt)
         if isinstance(node, cst.BinaryOperation):
             a, b = rng(node.left), rng(node.right)
@@ -148,7 +144,7 @@ class Bounds:
         name = op.name
         x_node = _first_operand(node, op)
         x = rng(x_node) if x_node is not None else ANY
-        args = _positional(node)
+        args = positional(node)
         rest = args if op.is_method else args[1:]
         if name == "exp":
             hi = math.exp(x.hi) if x.hi < 700 else INF
@@ -198,10 +194,8 @@ class Bounds:
 
     def _kw_or_pos(self, node: cst.Call, rest: list[cst.BaseExpression], i: int, kws: tuple[str, ...],
                    stmt: StmtInfo, depth: int) -> Value | None:
-        for a in node.args:
-            if a.keyword is not None and a.keyword.value in kws:
-                return self.range(a.value, stmt, depth)
-        return self.range(rest[i], stmt, depth) if len(rest) > i else None
+        found = later_arg(node, rest, i, kws)
+        return self.range(found, stmt, depth) if found is not None else None
 
     # ---- max shifting ------------------------------------------------------------------------------------------
     def _strip(self, expr: cst.BaseExpression, stmt: StmtInfo, follow: bool = True) -> cst.BaseExpression:
@@ -222,15 +216,15 @@ class Bounds:
                 name = _called_name(expr)
                 if (op is not None and op.name in ("identity", "cast")) or (op is None and name in _PASS_NAMES):
                     inner = _first_operand(expr, op) if op is not None else (
-                        expr.func.value if isinstance(expr.func, cst.Attribute) and not _positional(expr)
+                        expr.func.value if isinstance(expr.func, cst.Attribute) and not positional(expr)
                         and name in ("detach", "float", "double", "contiguous", "clone") else _first_operand(expr, None))
                     if inner is not None:
                         expr = inner
                         continue
             if follow and isinstance(expr, cst.Name):
-                d = _single_reaching_def(self.facts, expr.value, stmt)
-                if d is not None and d.value is not None and d.stmt is not None:
-                    expr, stmt = d.value, d.stmt
+                assigned = assigned_value(self.facts, expr.value, stmt)
+                if assigned is not None:
+                    expr, stmt = assigned
                     follow = True
                     continue
             return expr
@@ -274,9 +268,9 @@ class Bounds:
             return None
         node = arg
         if isinstance(node, cst.Name):
-            d = _single_reaching_def(self.facts, node.value, stmt)
-            if d is not None and d.value is not None and d.stmt is not None:
-                return self.amplified(d.value, d.stmt, depth + 1)
+            assigned = assigned_value(self.facts, node.value, stmt)
+            if assigned is not None:
+                return self.amplified(*assigned, depth + 1)
             return None
         if isinstance(node, cst.BinaryOperation):
             op = node.operator
@@ -318,7 +312,7 @@ class Bounds:
             if op.name == "square":
                 return self._power_term(node, x, 2.0, stmt)
             if op.name == "pow":
-                rest = _positional(node) if op.is_method else _positional(node)[1:]
+                rest = positional(node) if op.is_method else positional(node)[1:]
                 e = _literal(rest[0]) if rest else None
                 if e is not None and e > 1:
                     return self._power_term(node, x, e, stmt)
@@ -356,10 +350,10 @@ class Bounds:
                     continue
                 return None
             if isinstance(expr, cst.Name):
-                d = _single_reaching_def(self.facts, expr.value, stmt)
-                if d is None or d.value is None or d.stmt is None:
+                assigned = assigned_value(self.facts, expr.value, stmt)
+                if assigned is None:
                     return None
-                expr, stmt = d.value, d.stmt
+                expr, stmt = assigned
                 continue
             return None
         return None
@@ -369,10 +363,10 @@ class Bounds:
         """`sum(exp(x))`, `exp(x).sum(dim)`, `exp(a) + sum(exp(b))`...: every exp involved, or None."""
         for _ in range(3):
             if isinstance(expr, cst.Name):
-                d = _single_reaching_def(self.facts, expr.value, stmt)
-                if d is None or d.value is None or d.stmt is None:
+                assigned = assigned_value(self.facts, expr.value, stmt)
+                if assigned is None:
                     return None
-                expr, stmt = d.value, d.stmt
+                expr, stmt = assigned
                 continue
             break
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
@@ -491,7 +485,7 @@ class Bounds:
         op = self.index.op_of(call)
         if op is None or op.name != "where":
             return []
-        args = _positional(call)
+        args = positional(call)
         if len(args) != 3:
             return []
         cond = args[0]
@@ -595,7 +589,7 @@ class _Dangerous(cst.CSTVisitor):
         x = _first_operand(node, op)
         if x is None:
             return
-        args = _positional(node)
+        args = positional(node)
         if op.name in ("log", "log2", "log10", "log1p"):
             self.found.append((node, x, "log1p" if op.name == "log1p" else "log", None))
         elif op.name in ("sqrt", "rsqrt"):
@@ -653,9 +647,9 @@ def small_term(b: Bounds, x: cst.BaseExpression, stmt: StmtInfo, depth: int = 0)
     if depth > 4:
         return None
     if isinstance(x, cst.Name):
-        d = _single_reaching_def(b.facts, x.value, stmt)
-        if d is not None and d.value is not None and d.stmt is not None:
-            return small_term(b, d.value, d.stmt, depth + 1)
+        assigned = assigned_value(b.facts, x.value, stmt)
+        if assigned is not None:
+            return small_term(b, *assigned, depth + 1)
         return None
     if isinstance(x, cst.Call):
         op = b.index.op_of(x)

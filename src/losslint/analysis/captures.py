@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo
+from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo, function_named
 from losslint.analysis.names import dotted_name
 from losslint.analysis.scopes import ScopeMap
 from losslint.analysis.walk import walk
@@ -68,34 +68,30 @@ def _is_keras_layers(qualified: str) -> bool:
     return is_keras_name(qualified) and (".layers." in qualified) and _last(qualified)[:1].isupper()
 
 
-def chain_root(expr: cst.BaseExpression) -> cst.Name | None:
-    """The variable at the head of `a.b[0].c(...).d`."""
+def _chain(expr: cst.BaseExpression) -> tuple[cst.BaseExpression, list[str]]:
+    """Down `a.b[0].c(...).d` to its head: the head and the attribute names met, outermost first."""
+    attrs: list[str] = []
     while True:
         if isinstance(expr, cst.Attribute):
+            attrs.append(expr.attr.value)
             expr = expr.value
         elif isinstance(expr, cst.Subscript):
             expr = expr.value
         elif isinstance(expr, cst.Call):
             expr = expr.func
         else:
-            break
-    return expr if isinstance(expr, cst.Name) else None
+            return expr, attrs
+
+
+def chain_root(expr: cst.BaseExpression) -> cst.Name | None:
+    """The variable at the head of `a.b[0].c(...).d`."""
+    head, _ = _chain(expr)
+    return head if isinstance(head, cst.Name) else None
 
 
 def chain_attrs(expr: cst.BaseExpression) -> list[str]:
     """The attribute names along `a.b[0].c(...).d`, innermost first: ["b", "c", "d"]."""
-    out: list[str] = []
-    while True:
-        if isinstance(expr, cst.Attribute):
-            out.append(expr.attr.value)
-            expr = expr.value
-        elif isinstance(expr, cst.Subscript):
-            expr = expr.value
-        elif isinstance(expr, cst.Call):
-            expr = expr.func
-        else:
-            break
-    return list(reversed(out))
+    return list(reversed(_chain(expr)[1]))
 
 
 @dataclass(eq=False)
@@ -531,7 +527,7 @@ class Captures:
     def function_named(self, expr: cst.BaseExpression, stmt: StmtInfo | None) -> FuncInfo | None:
         if stmt is None:
             return None
-        return self.scopes._function_named(expr, stmt)  # noqa: SLF001 - shared resolution, read-only
+        return function_named(self.index, expr, stmt)
 
     # ---- module scan: global declarations, attribute stores, loops ---------------------------------------------
     def _scan_module(self) -> None:

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from losslint.analysis.calls import arg, bound_arg, kwarg, positional
 from losslint.analysis.facts import Facts
-from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo
-from losslint.analysis.names import dotted_name
+from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo, operand
+from losslint.analysis.names import dotted_name, names_in
 from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap, is_loss_name
 
 _MAX_DEPTH = 60
@@ -87,6 +88,10 @@ class Culprit:
 class Finding:
     culprit: Culprit
     reason: str  # "loss" (the whole loss has no gradient) | "term" (one additive term has none) | "graph"
+
+    def consequence(self, whole_loss: str) -> str:
+        """What the lost gradient costs: `whole_loss` when the loss has no other path, else the one term's loss."""
+        return whole_loss if self.reason == "loss" else "this term of the loss silently contributes no gradient"
 
 
 @dataclass(eq=False)
@@ -168,25 +173,6 @@ def int_dtype(expr: cst.BaseExpression | None) -> bool:
     return bool(text) and bool(_INT_DTYPE.match(text.lower()))
 
 
-def _positional(call: cst.Call) -> list[cst.BaseExpression]:
-    return [a.value for a in call.args if a.keyword is None and not a.star]
-
-
-def _kwarg(call: cst.Call, *names: str) -> cst.BaseExpression | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value in names:
-            return a.value
-    return None
-
-
-def _arg(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
-    v = _kwarg(call, keyword)
-    if v is not None:
-        return v
-    pos = _positional(call)
-    return pos[position] if len(pos) > position else None
-
-
 def _literal_default(expr: cst.BaseExpression | None) -> bool:
     """A parameter default that says "hyper-parameter": a number, a string, a bool, a tuple of those."""
     if expr is None:
@@ -235,10 +221,14 @@ class DataFlow:
         return df
 
     # ---- public questions ------------------------------------------------------------------------------------
-    def finding(self, node: cst.CSTNode) -> Finding | None:
-        """The finding for a culprit node (an op that kills the loss's gradient or leaves the graph), if any."""
+    def finding(self, node: cst.CSTNode, kind: str | None = None) -> Finding | None:
+        """The finding for a culprit node (an op that kills the loss's gradient or leaves the graph), if any; with
+        `kind`, only a culprit of that kind (each rule reports its own)."""
         self._compute()
-        return self.findings.get(id(node))
+        found = self.findings.get(id(node))
+        if found is None or (kind is not None and found.culprit.kind != kind):
+            return None
+        return found
 
     def dep(self, expr: cst.BaseExpression, stmt: StmtInfo | None) -> Dep:
         """The dependence of an expression in a statement, with the enclosing function's parameters by role."""
@@ -326,7 +316,7 @@ class DataFlow:
         if self._run_eagerly is None:
             self._run_eagerly = False
             for call, _ in self.index.all_calls:
-                v = _kwarg(call, "run_eagerly")
+                v = kwarg(call, "run_eagerly")
                 q = self.index.qualify(call.func) or ""
                 if (isinstance(v, cst.Name) and v.value == "True") or (
                         q.endswith("run_functions_eagerly") and call.args and isinstance(call.args[0].value, cst.Name)
@@ -415,7 +405,7 @@ class DataFlow:
         if self._metric_funcs is None:
             self._metric_funcs = set()
             for call, stmt in self.index.all_calls:
-                m = _kwarg(call, "metrics", "weighted_metrics")
+                m = kwarg(call, "metrics", "weighted_metrics")
                 if m is None:
                     continue
                 elements = [e.value for e in m.elements] if isinstance(m, (cst.List, cst.Tuple)) else [m]
@@ -434,23 +424,23 @@ class DataFlow:
         qualified = self.index.qualify(func) or ""
         if attr == "backward":
             if qualified.startswith("torch.autograd"):
-                return _arg(call, "tensors", 0)
+                return arg(call, "tensors", 0)
             if call.args and not self._is_tensor_receiver(func.value, call):
-                return _arg(call, "loss", 0)  # accelerator.backward(loss), fabric.backward(loss)
+                return arg(call, "loss", 0)  # accelerator.backward(loss), fabric.backward(loss)
             target = func.value
             if isinstance(target, cst.Call) and isinstance(target.func, cst.Attribute) \
                     and target.func.attr.value == "scale" and target.args:
                 target = target.args[0].value
             return target
         if attr == "minimize":
-            return _arg(call, "loss", 0)
+            return arg(call, "loss", 0)
         if attr == "gradient" and not qualified:
-            return _arg(call, "target", 0)
+            return arg(call, "target", 0)
         return None
 
     def _is_tensor_receiver(self, receiver: cst.BaseExpression, call: cst.Call) -> bool:
         """`out.backward(grad_out)`: the receiver is the tensor, the argument its gradient."""
-        if _kwarg(call, "gradient") is not None:
+        if kwarg(call, "gradient") is not None:
             return True
         for c, stmt in self.index.all_calls:
             if c is call:
@@ -496,16 +486,15 @@ class DataFlow:
             op = self.index.op_of(expr)
             if op is not None and (op.name in ("sum", "mean", "cast") or (
                     op.name == "identity" and not op.qualified.endswith(_NOT_TRANSPARENT))):
-                inner = expr.func.value if op.is_method and isinstance(expr.func, cst.Attribute) else (
-                    _positional(expr)[0] if _positional(expr) else None)
+                inner = operand(expr, op)
                 if inner is not None:
                     return self._terms(inner, stmt, depth + 1)
-            if op is not None and op.name == "add" and len(_positional(expr)) == 2 and not op.is_method:
-                a, b = _positional(expr)
+            if op is not None and op.name == "add" and len(positional(expr)) == 2 and not op.is_method:
+                a, b = positional(expr)
                 return self._terms(a, stmt, depth + 1) + self._terms(b, stmt, depth + 1)
             q = self.index.qualify(expr.func) or ""
             name = q.rsplit(".", 1)[-1] if q else (expr.func.value if isinstance(expr.func, cst.Name) else "")
-            args = _positional(expr)
+            args = positional(expr)
             if name in ("add_n", "sum") and len(args) == 1 and isinstance(args[0], (cst.List, cst.Tuple)) \
                     and (q or name == "sum"):
                 out: list[tuple[cst.BaseExpression, StmtInfo]] = []
@@ -547,7 +536,7 @@ class DataFlow:
         seen_defs: set[int] = set()
         while work and len(seen_defs) < 500:
             e, s = work.pop()
-            for name in _names(e):
+            for name in names_in(e):
                 for d in self._reaching(name, s):
                     if id(d) in seen_defs:
                         continue
@@ -675,7 +664,7 @@ class DataFlow:
         comp = node.for_in
         while comp is not None:
             d = self._dep(comp.iter, stmt, env, depth)
-            for n in _names(comp.target):
+            for n in names_in(comp.target):
                 bound[n] = d
             comp = comp.inner_for_in
         new_env = (_fid(stmt.func), frozenset(bound.items()))
@@ -726,12 +715,12 @@ class DataFlow:
         """The value behind a binding the index stored without one: `for x in xs`, `a, b = f(x)`."""
         node = d.stmt.node if d.stmt is not None else None
         if isinstance(node, cst.For):
-            return node.iter if d.name in _names(node.target) else None
+            return node.iter if d.name in names_in(node.target) else None
         if isinstance(node, cst.SimpleStatementLine):
             for small in node.body:
                 if isinstance(small, cst.Assign):
                     for t in small.targets:
-                        if isinstance(t.target, (cst.Tuple, cst.List)) and d.name in _names(t.target):
+                        if isinstance(t.target, (cst.Tuple, cst.List)) and d.name in names_in(t.target):
                             return small.value
         return None
 
@@ -812,7 +801,7 @@ class DataFlow:
             for call, stmt in self.index.all_calls:
                 q = self.index.qualify(call.func) or ""
                 if q.rsplit(".", 1)[-1] in _HOST_CALLBACKS | {"py_function"}:
-                    fn = _arg(call, "func", 0)
+                    fn = arg(call, "func", 0)
                     if fn is not None and isinstance(fn, (cst.Name, cst.Attribute)):
                         f = self.facts.callee(cst.Call(func=fn), stmt)
                         if f is not None:
@@ -826,7 +815,7 @@ class DataFlow:
             for call, stmt in self.index.all_calls:
                 q = self.index.qualify(call.func) or ""
                 if q.startswith("tensorflow") and q.endswith(".function"):
-                    fn = _arg(call, "func", 0)
+                    fn = arg(call, "func", 0)
                     if isinstance(fn, (cst.Name, cst.Attribute)):
                         f = self.facts.callee(cst.Call(func=fn), stmt)
                         if f is not None:
@@ -920,12 +909,12 @@ class DataFlow:
         if method == "new_tensor" and args:
             return self._culprit(node, "break", "`.new_tensor(t)`", [ev(args[0])], stmt, torch_only=True)
         if method in _NONDIFF_METHODS:
-            parts = [recv] + [ev(a) for a in _positional(node)]
+            parts = [recv] + [ev(a) for a in positional(node)]
             return self._culprit(node, "nondiff", f"`.{method}()`", parts, stmt)
         if method in ("to", "type", "astype") and any(int_dtype(a) for a in args):
             return self._culprit(node, "nondiff", f"a cast to an integer type (`.{method}`)", [recv], stmt)
         if method in _SELECTION_METHODS:
-            pos = _positional(node)
+            pos = positional(node)
             if method in ("masked_fill", "masked_fill_", "masked_scatter", "index_fill"):
                 data = [recv] + [ev(a) for a in pos[1:]]
                 return self._select(data, [ev(a) for a in pos[:1]])
@@ -952,11 +941,11 @@ class DataFlow:
         if qualified.startswith(_NUMPY_BACKENDS):
             return join(ev(a) for a in args)
         if last in _HOST_CALLBACKS or (last == "py_function" and not self._differentiable_py_function(node, stmt)):
-            inputs = [ev(a) for a in args[1:]] if len(_positional(node)) > 1 else [
+            inputs = [ev(a) for a in args[1:]] if len(positional(node)) > 1 else [
                 ev(a.value) for a in node.args if a.keyword is not None and a.keyword.value in ("inp", "args")]
             return self._culprit(node, "host", f"`{short}`", inputs, stmt, callback=True)
         if last in _STOP:
-            d = join(ev(a) for a in _positional(node)[:1])
+            d = join(ev(a) for a in positional(node)[:1])
             return Dep(False, d.tensor or d.grad, frozenset())
         if last in _STATIC_OPS:
             return TENSOR if root == "tensorflow" and last in _TF_SHAPE_TENSORS else NONE
@@ -967,20 +956,20 @@ class DataFlow:
         if ".layers." in qualified + "." and root in ("tensorflow", "keras", "tf_keras") and last[:1].islower():
             return self._source(args, ev, stmt)  # tf.layers.dense(x, 10): trainable weights
         if last in _REWRAP and root == "torch":
-            parts = [ev(a) for a in _positional(node)[:1]]
+            parts = [ev(a) for a in positional(node)[:1]]
             return self._culprit(node, "break", f"`{short}(...)`", parts, stmt, torch_only=True, rewrap=True)
         if last == "Variable" and root == "torch":
-            return join(ev(a) for a in _positional(node)[:1])
+            return join(ev(a) for a in positional(node)[:1])
         if last in ("cast", "to_int32", "to_int64", "as_dtype") or (last == "astype" and root != "torch"):
-            dtype = _arg(node, "dtype", 1)
-            parts = [ev(a) for a in _positional(node)[:1]]
+            dtype = arg(node, "dtype", 1)
+            parts = [ev(a) for a in positional(node)[:1]]
             if last in ("to_int32", "to_int64") or int_dtype(dtype):
                 return self._culprit(node, "nondiff", f"a cast to an integer type (`{short}`)", parts, stmt)
             return join(parts)
         if last in _NONDIFF:
-            return self._culprit(node, "nondiff", f"`{short}`", [ev(a) for a in _positional(node)], stmt)
+            return self._culprit(node, "nondiff", f"`{short}`", [ev(a) for a in positional(node)], stmt)
         if last in _SELECTION_OPS:
-            pos = _positional(node)
+            pos = positional(node)
             if last in ("where", "select"):
                 if len(pos) >= 3:
                     return self._select([ev(pos[1]), ev(pos[2])], [ev(pos[0])])
@@ -994,7 +983,7 @@ class DataFlow:
 
     def _differentiable_py_function(self, node: cst.Call, stmt: StmtInfo) -> bool:
         """`tf.py_function` is differentiable when the wrapped function runs TensorFlow ops (not NumPy)."""
-        fn = _arg(node, "func", 0)
+        fn = arg(node, "func", 0)
         if not isinstance(fn, (cst.Name, cst.Attribute)):
             return False
         f = self.facts.callee(cst.Call(func=fn), stmt)
@@ -1010,7 +999,7 @@ class DataFlow:
             return NONE
         bound: dict[str, Dep] = {}
         for p in callee.params:
-            a = _bound_arg(node, p)
+            a = bound_arg(node, p)
             if a is not None:
                 bound[p.name] = self._dep(a, stmt, env, depth)
         new_env = (_fid(callee), frozenset(bound.items()))
@@ -1055,38 +1044,6 @@ def _fid(func: FuncInfo | None) -> int:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-
-
-def _names(expr: cst.CSTNode) -> list[str]:
-    out: list[str] = []
-
-    def enter(n: cst.CSTNode) -> bool:
-        if isinstance(n, cst.Name):
-            out.append(n.value)
-        if isinstance(n, cst.Attribute):
-            for sub in _names(n.value):
-                out.append(sub)
-            return False
-        if isinstance(n, cst.Arg):
-            out.extend(_names(n.value))
-            return False
-        return True
-
-    from losslint.analysis.walk import walk
-
-    walk(expr, enter)  # type: ignore[arg-type]
-    return out
-
-
-def _bound_arg(call: cst.Call, param) -> cst.BaseExpression | None:  # type: ignore[no-untyped-def]
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == param.name:
-            return a.value
-    if param.position >= 0:
-        pos = _positional(call)
-        if len(pos) > param.position and not any(a.star for a in call.args):
-            return pos[param.position]
-    return None
 
 
 __all__ = ["DataFlow", "Dep", "Culprit", "Finding", "Root", "int_dtype", "join"]

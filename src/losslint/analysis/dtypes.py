@@ -24,7 +24,8 @@ from weakref import WeakKeyDictionary
 import libcst as cst
 import numpy as np
 
-from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo
+from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo, function_named
 from losslint.analysis.names import dotted_name
 
 FLOAT16 = "float16"
@@ -111,17 +112,6 @@ def dtype_named(expr: cst.BaseExpression | None) -> str | None:
     return None
 
 
-def _kw(call: cst.Call, *names: str) -> cst.BaseExpression | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value in names:
-            return a.value
-    return None
-
-
-def _pos(call: cst.Call) -> list[cst.BaseExpression]:
-    return [a.value for a in call.args if a.keyword is None and not a.star]
-
-
 def _line(index: ModuleIndex, node: cst.CSTNode) -> str:
     """A short quote of a statement, for messages: `set_global_policy('mixed_float16')`."""
     text = " ".join(index.module.code_for_node(node).split())
@@ -176,11 +166,11 @@ class ModuleDtypes:
             q = index.qualify(call.func) or ""
             leaf = q.rsplit(".", 1)[-1] if q else (call.func.attr.value if isinstance(call.func, cst.Attribute)
                                                   else "")
-            args = _pos(call)
+            args = positional(call)
             first = args[0] if args else None
             if q and ("mixed_precision" in q or q.endswith("config.set_dtype_policy")) and leaf in (
                     "set_global_policy", "set_policy", "set_dtype_policy", "Policy"):
-                d = self._policy_dtype(first or _kw(call, "name", "policy"), stmt)
+                d = self._policy_dtype(first or kwarg(call, "name", "policy"), stmt)
                 if d in LOW_PRECISION:
                     self.mixed = DtypeFact(d, f"the mixed_{d} policy: `{_line(index, call)}`")
                     self.mixed_keras3 = q.split(".", 1)[0] == "keras"
@@ -200,7 +190,7 @@ class ModuleDtypes:
                     and isinstance(args[0], cst.SimpleString) and args[0].evaluated_value == "jax_enable_x64" \
                     and isinstance(args[1], cst.Name) and args[1].value == "True":
                 self.jax_x64 = True
-            d_kw = _kw(call, "dtype")
+            d_kw = kwarg(call, "dtype")
             if d_kw is not None and dtype_named(d_kw) == FLOAT32:
                 name = dotted_name(call.func) or ""
                 if name.rsplit(".", 1)[-1][:1].isupper():  # a layer constructor: Dense(..., dtype='float32')
@@ -220,8 +210,8 @@ class ModuleDtypes:
         defs = (stmt.func.defs if stmt.func is not None else self.index.module_defs).get(expr.value, [])
         for dfn in defs:
             if isinstance(dfn.value, cst.Call):
-                args = _pos(dfn.value)
-                d = dtype_named(args[0] if args else _kw(dfn.value, "name"))
+                args = positional(dfn.value)
+                d = dtype_named(args[0] if args else kwarg(dfn.value, "name"))
                 if d is not None:
                     return d
         return None
@@ -234,13 +224,13 @@ class ModuleDtypes:
             q = self.index.qualify(call.func) or ""
             if not (q.startswith("torch") and q.endswith("autocast")):
                 continue
-            enabled = _kw(call, "enabled")
+            enabled = kwarg(call, "enabled")
             if isinstance(enabled, cst.Name) and enabled.value == "False":
                 return None
-            d = dtype_named(_kw(call, "dtype"))
+            d = dtype_named(kwarg(call, "dtype"))
             if d is None:
-                device = _kw(call, "device_type")
-                args = _pos(call)
+                device = kwarg(call, "device_type")
+                args = positional(call)
                 if device is None and args and q not in ("torch.cuda.amp.autocast", "torch.cpu.amp.autocast"):
                     device = args[0]
                 cpu = ".cpu." in q or (isinstance(device, cst.SimpleString) and device.evaluated_value == "cpu")
@@ -256,7 +246,7 @@ class ModuleDtypes:
         frontier: list[FuncInfo] = []
         for call, stmt in index.all_calls:
             if body_id in stmt.path:
-                f = _function_named(index, call.func, stmt)
+                f = function_named(index, call.func, stmt)
                 if f is not None:
                     frontier.append(f)
         for _ in range(2):
@@ -266,7 +256,7 @@ class ModuleDtypes:
                     continue
                 self._autocast_funcs[id(f.node)] = fact
                 for call, stmt in f.calls:
-                    g = _function_named(index, call.func, stmt)
+                    g = function_named(index, call.func, stmt)
                     if g is not None:
                         nxt.append(g)
             frontier = nxt
@@ -321,23 +311,23 @@ class ModuleDtypes:
         quoted = f"`{_line(self.index, call)}`"
         if isinstance(func, cst.Attribute):
             method = func.attr.value
-            if method in _CAST_METHODS and not _pos(call) and self.index.qualify(func) is None:
+            if method in _CAST_METHODS and not positional(call) and self.index.qualify(func) is None:
                 return DtypeFact(_CAST_METHODS[method], f"{quoted} casts to {_CAST_METHODS[method]}")
             if method in ("to", "type", "astype") and self.index.qualify(func) is None:
-                for a in _pos(call) + [v for v in (_kw(call, "dtype"),) if v is not None]:
+                for a in positional(call) + [v for v in (kwarg(call, "dtype"),) if v is not None]:
                     d = dtype_named(a)
                     if d is not None:
                         return DtypeFact(d, f"{quoted} casts to {d}")
                 if method == "to":
                     return self.tensor_dtype(func.value, stmt, depth + 1)  # `.to(device)` keeps the dtype
-        d = dtype_named(_kw(call, "dtype"))
+        d = dtype_named(kwarg(call, "dtype"))
         if d is not None:
             return DtypeFact(d, f"{quoted} is {d}")
         op = self.index.op_of(call)
         if op is None:
             return None
         if op.name == "cast":
-            args = _pos(call)
+            args = positional(call)
             d = dtype_named(args[1] if len(args) > 1 else None)
             if d is not None:
                 return DtypeFact(d, f"{quoted} casts to {d}")
@@ -352,7 +342,7 @@ class ModuleDtypes:
         if op.name in _PASS_OPS:
             if op.is_method and isinstance(func, cst.Attribute):
                 return self.tensor_dtype(func.value, stmt, depth + 1)
-            args = _pos(call)
+            args = positional(call)
             if args:
                 return self.tensor_dtype(args[0], stmt, depth + 1)
         return None
@@ -381,23 +371,6 @@ def literal_number(node: cst.BaseExpression) -> float | None:
         if inner is None:
             return None
         return -inner if isinstance(node.operator, cst.Minus) else inner
-    return None
-
-
-def _function_named(index: ModuleIndex, expr: cst.BaseExpression, stmt: StmtInfo) -> FuncInfo | None:
-    if isinstance(expr, cst.Name):
-        f = stmt.func
-        while f is not None:
-            if expr.value in f.nested:
-                return f.nested[expr.value]
-            f = f.parent
-        return index.module_functions.get(expr.value)
-    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-        f = stmt.func
-        while f is not None and f.cls is None:
-            f = f.parent
-        if f is not None and f.cls is not None:
-            return f.cls.methods.get(expr.attr.value)
     return None
 
 
@@ -466,7 +439,7 @@ def constant_value(index: ModuleIndex, expr: cst.BaseExpression, stmt: StmtInfo 
         if op is not None and op.name == "epsilon" and not expr.args:
             return dtypes_of(index).epsilon()
         if op is not None and op.name == "constant":
-            args = _pos(expr)
+            args = positional(expr)
             return constant_value(index, args[0], stmt, depth + 1) if len(args) == 1 else None
         return None
     if isinstance(expr, cst.Name):

@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
-from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo
-from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap, _names_in
+from losslint.analysis.calls import bound_arg, later_arg, positional
+from losslint.analysis.index import Def, FuncInfo, ModuleIndex, StmtInfo, function_named, operand
+from losslint.analysis.names import names_in
+from losslint.analysis.scopes import LOGIT_NAMES, MASK_NAMES, PRED_NAMES, TRUE_NAMES, ScopeMap
 from losslint.analysis.walk import walk as cst_walk
 
 INF = math.inf
@@ -158,6 +160,15 @@ def _sign_class(v: Value) -> Value:
     if v.nonneg:
         return replace(NONNEG, origins=v.origins)
     return replace(ANY, origins=v.origins)
+
+
+def _unary(op: cst.BaseUnaryOp, inner: Value) -> Value:
+    """`-x` / `+x` of a value; `~x` and `not x` are unknown."""
+    if isinstance(op, cst.Minus):
+        return _neg(inner)
+    if isinstance(op, cst.Plus):
+        return inner
+    return ANY
 
 
 def _pow(a: Value, k: Value) -> Value:
@@ -351,7 +362,7 @@ class Facts:
     def _unchanged(self, cond: cst.BaseExpression, at: StmtInfo, use: StmtInfo) -> bool:
         """No name the condition reads is rebound between the test and the use."""
         defs_table = use.func.defs if use.func is not None else self.index.module_defs
-        for name in _names_in(cond):
+        for name in names_in(cond):
             for d in defs_table.get(name, []):
                 if at.index < d.index < use.index:
                     return False
@@ -411,7 +422,7 @@ class Facts:
             return None
         if isinstance(cond, cst.Call):
             op = self.index.op_of(cond)
-            args = _positional(cond)
+            args = positional(cond)
             if op is not None and op.name in ("cast", "to_bool", "identity") and args and not op.is_method:
                 return args[0], cond_stmt
             if op is not None and op.name in _COMPARISON_OPS and len(args) == 2 and not op.is_method:
@@ -517,12 +528,7 @@ class Facts:
                 return const(0.0)
             return self._name(node.value, stmt, env, depth)
         if isinstance(node, cst.UnaryOperation):
-            inner = ev(node.expression)
-            if isinstance(node.operator, cst.Minus):
-                return _neg(inner)
-            if isinstance(node.operator, cst.Plus):
-                return inner
-            return ANY
+            return _unary(node.operator, ev(node.expression))
         if isinstance(node, cst.BinaryOperation):
             return self._binary(node, stmt, ev)
         if isinstance(node, cst.Comparison):
@@ -764,7 +770,7 @@ class Facts:
         for call, stmt in self.index.all_calls:
             if self.callee(call, stmt) is not func:
                 continue
-            arg = _bound_arg(call, param)
+            arg = bound_arg(call, param)
             if arg is None:
                 if param.default is not None:
                     continue
@@ -773,12 +779,12 @@ class Facts:
         return out
 
     def callee(self, call: cst.Call, stmt: StmtInfo) -> FuncInfo | None:
-        return self.scopes._function_named(call.func, stmt)  # noqa: SLF001 - same package
+        return function_named(self.index, call.func, stmt)
 
     # ---- calls -----------------------------------------------------------------------------------------------
     def _call(self, node: cst.Call, stmt: StmtInfo, env, depth, ev) -> Value:  # type: ignore[no-untyped-def]
         op = self.index.op_of(node)
-        args = _positional(node)
+        args = positional(node)
         if op is None:
             return self._helper_call(node, stmt, env, depth)
         name = op.name
@@ -787,10 +793,7 @@ class Facts:
         rest = args if receiver is not None else args[1:]
 
         def arg(i: int, kw: tuple[str, ...] = ()) -> cst.BaseExpression | None:
-            for a in node.args:
-                if a.keyword is not None and a.keyword.value in kw:
-                    return a.value
-            return rest[i] if len(rest) > i else None
+            return later_arg(node, rest, i, kw)
 
         x = ev(first) if first is not None else ANY
         if name in ("exp",):  # exp(-abs(x)) <= 1
@@ -938,7 +941,7 @@ class Facts:
             return ANY
         bound: dict[str, Value] = {}
         for p in f.params:
-            a = _bound_arg(node, p)
+            a = bound_arg(node, p)
             if a is not None:
                 bound[p.name] = self.value(a, stmt, env or None, depth)
         key = (id(f.node), tuple(sorted(bound.items(), key=lambda kv: kv[0])))
@@ -1017,9 +1020,9 @@ def _called_name(call: cst.Call) -> str | None:
 def _first_operand(call: cst.Call, op) -> cst.BaseExpression | None:  # type: ignore[no-untyped-def]
     """The tensor a call works on: the receiver of a tensor method, else the first positional argument."""
     if (op is not None and op.is_method) or (op is None and isinstance(call.func, cst.Attribute)
-                                             and not _positional(call) and _called_name(call) == "any"):
+                                             and not positional(call) and _called_name(call) == "any"):
         return call.func.value if isinstance(call.func, cst.Attribute) else None
-    pos = _positional(call)
+    pos = positional(call)
     return pos[0] if pos else None
 
 
@@ -1050,7 +1053,7 @@ class _IfExpConditions(cst.CSTVisitor):
             test, branches = node.test, ((node.body, True), (node.orelse, False))
         elif isinstance(node, cst.Call) and _called_name(node) in ("where", "select"):
             # `where(c, a, b)` selects a where c holds: its value (not its gradient, LL107's concern) is guarded
-            args = _positional(node)
+            args = positional(node)
             if len(args) == 3:
                 test, branches = args[0], ((args[1], True), (args[2], False))
         if test is None:
@@ -1061,21 +1064,6 @@ class _IfExpConditions(cst.CSTVisitor):
             branch.visit(self)
             self.stack.pop()
         return False
-
-
-def _positional(call: cst.Call) -> list[cst.BaseExpression]:
-    return [a.value for a in call.args if a.keyword is None and not a.star]
-
-
-def _bound_arg(call: cst.Call, param) -> cst.BaseExpression | None:  # type: ignore[no-untyped-def]
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == param.name:
-            return a.value
-    if param.position >= 0:
-        pos = _positional(call)
-        if len(pos) > param.position and not any(a.star for a in call.args):
-            return pos[param.position]
-    return None
 
 
 # ---- patterns shared by several rules ------------------------------------------------------------------------
@@ -1092,8 +1080,7 @@ def activation_under_log(facts: Facts, arg: cst.BaseExpression, stmt: StmtInfo, 
             if op.name in ("softmax", "sigmoid"):
                 return op.name
             if op.name in ("identity", "cast"):
-                inner = arg.func.value if op.is_method and isinstance(arg.func, cst.Attribute) else (
-                    _positional(arg)[0] if _positional(arg) else None)
+                inner = operand(arg, op)
                 return activation_under_log(facts, inner, stmt, depth + 1) if inner is not None else None
         return None
     if isinstance(arg, cst.BinaryOperation):
@@ -1107,9 +1094,9 @@ def activation_under_log(facts: Facts, arg: cst.BaseExpression, stmt: StmtInfo, 
                 return "1 + exp"
         return None
     if isinstance(arg, cst.Name):
-        d = _single_reaching_def(facts, arg.value, stmt)
-        if d is not None and d.value is not None and d.stmt is not None:
-            return activation_under_log(facts, d.value, d.stmt, depth + 1)
+        assigned = assigned_value(facts, arg.value, stmt)
+        if assigned is not None:
+            return activation_under_log(facts, *assigned, depth + 1)
     return None
 
 
@@ -1124,6 +1111,14 @@ def _single_reaching_def(facts: Facts, name: str, stmt: StmtInfo) -> Def | None:
     if last.kind != "assign" or last.path != stmt.path[: len(last.path)]:
         return None
     return last
+
+
+def assigned_value(facts: Facts, name: str, stmt: StmtInfo) -> tuple[cst.BaseExpression, StmtInfo] | None:
+    """The value the single assignment of `name` reaching `stmt` gives it, with that assignment's statement."""
+    d = _single_reaching_def(facts, name, stmt)
+    if d is None or d.value is None or d.stmt is None:
+        return None
+    return d.value, d.stmt
 
 
 def origin_phrase(v: Value) -> str:

@@ -383,5 +383,25 @@ def operand(call: cst.Call, op: Op) -> cst.BaseExpression | None:
     return None
 
 
+def function_named(index: ModuleIndex, expr: cst.BaseExpression, stmt: StmtInfo) -> FuncInfo | None:
+    """The same-module function an expression names (a def, a nested def, a method via self, a lambda)."""
+    if isinstance(expr, cst.Name):
+        f = stmt.func
+        while f is not None:
+            if expr.value in f.nested:
+                return f.nested[expr.value]
+            f = f.parent
+        return index.module_functions.get(expr.value)
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        f = stmt.func
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is not None and f.cls is not None:
+            return f.cls.methods.get(expr.attr.value)
+    if isinstance(expr, cst.Lambda):
+        return index.func_of_node.get(id(expr))
+    return None
+
+
 def _decorator_target(expr: cst.BaseExpression) -> cst.BaseExpression:
     return expr.func if isinstance(expr, cst.Call) else expr

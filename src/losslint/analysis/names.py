@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from losslint.analysis.walk import walk
+
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
@@ -18,6 +20,25 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
         parts.append(node.value)
         return ".".join(reversed(parts))
     return None
+
+
+def names_in(expr: cst.CSTNode) -> list[str]:
+    """The variable names an expression mentions, in source order: `a` of `a.b`, never a keyword's name."""
+    out: list[str] = []
+
+    def enter(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.Name):
+            out.append(n.value)
+        if isinstance(n, cst.Attribute):
+            out.extend(names_in(n.value))
+            return False
+        if isinstance(n, cst.Arg):
+            out.extend(names_in(n.value))
+            return False
+        return True
+
+    walk(expr, enter)
+    return out
 
 
 def _module_path(node: cst.BaseExpression | None) -> str:

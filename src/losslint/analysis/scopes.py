@@ -14,8 +14,9 @@ from pathlib import PurePath
 
 import libcst as cst
 
-from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo
-from losslint.analysis.names import dotted_name
+from losslint.analysis.calls import arg
+from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo, function_named
+from losslint.analysis.names import dotted_name, names_in
 
 TRUE_NAMES = frozenset({"y_true", "ytrue", "labels", "label", "target", "targets", "y", "gt", "ground_truth",
                         "truth", "true", "y_gt", "onehot_labels", "one_hot_labels"})
@@ -153,25 +154,6 @@ class ScopeMap:
                 roles.update(_keras_roles(names))
             self._mark(m, Scope("loss-class", f"`{mname}` of loss class `{cls.name}`", param_roles=roles))
 
-    def _function_named(self, expr: cst.BaseExpression, stmt: StmtInfo) -> FuncInfo | None:
-        """The same-module function an expression names (a def, a nested def, a method via self)."""
-        if isinstance(expr, cst.Name):
-            f = stmt.func
-            while f is not None:
-                if expr.value in f.nested:
-                    return f.nested[expr.value]
-                f = f.parent
-            return self.index.module_functions.get(expr.value)
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-            f = stmt.func
-            while f is not None and f.cls is None:
-                f = f.parent
-            if f is not None and f.cls is not None:
-                return f.cls.methods.get(expr.attr.value)
-        if isinstance(expr, cst.Lambda):
-            return self.index.func_of_node.get(id(expr))
-        return None
-
     def _loss_functions_of(self, expr: cst.BaseExpression, stmt: StmtInfo, depth: int = 0) -> list[FuncInfo]:
         """Functions a `loss=` argument stands for: a function, a factory call returning one, a dict/list of them."""
         if depth > 3:
@@ -182,7 +164,7 @@ class ScopeMap:
             return [f for el in expr.elements if isinstance(el, cst.DictElement)
                     for f in self._loss_functions_of(el.value, stmt, depth + 1)]
         if isinstance(expr, cst.Call):
-            factory = self._function_named(expr.func, stmt)
+            factory = function_named(self.index, expr.func, stmt)
             out: list[FuncInfo] = []
             if factory is not None:
                 for ret, rstmt in factory.returns:
@@ -195,13 +177,13 @@ class ScopeMap:
             return out
         if isinstance(expr, cst.Name) and stmt.func is not None:
             # a local variable holding a loss function: follow its assignments
-            f = self._function_named(expr, stmt)
+            f = function_named(self.index, expr, stmt)
             if f is not None:
                 return [f]
             for d in stmt.func.defs.get(expr.value, []):
                 if d.value is not None and d.stmt is not None:
                     return self._loss_functions_of(d.value, d.stmt, depth + 1)
-        f = self._function_named(expr, stmt)
+        f = function_named(self.index, expr, stmt)
         if f is None and isinstance(expr, cst.Name):
             for d in self.index.module_defs.get(expr.value, []):
                 if d.value is not None and d.stmt is not None:
@@ -216,7 +198,7 @@ class ScopeMap:
             return
         qualified = self.index.qualify(func) or ""
         if attr == "compile" and isinstance(func, cst.Attribute):
-            loss_arg = _arg(call, "loss", 1)
+            loss_arg = arg(call, "loss", 1)
             if loss_arg is not None:
                 for f in self._loss_functions_of(loss_arg, stmt):
                     names = [p.name for p in f.params if p.position >= 0]
@@ -224,19 +206,19 @@ class ScopeMap:
                     self._mark(f, Scope("compile", f"loss function `{f.qualname}` (passed to compile)",
                                         param_roles=roles))
         elif attr in ("LossFunctionWrapper",) or qualified.endswith("losses.LossFunctionWrapper"):
-            target = _arg(call, "fn", 0)
+            target = arg(call, "fn", 0)
             if target is not None:
                 for f in self._loss_functions_of(target, stmt):
                     self._mark(f, Scope("compile", f"loss function `{f.qualname}` (wrapped as a Keras loss)"))
         elif attr == "minimize" and isinstance(func, cst.Attribute):
-            target = _arg(call, "loss", 0)
+            target = arg(call, "loss", 0)
             if target is not None:
                 self._slice(target, stmt, Scope("minimize", "value passed to minimize()"))
         elif attr == "backward" and isinstance(func, cst.Attribute):
             if qualified.startswith("torch.autograd"):
-                target = _arg(call, "tensors", 0)
+                target = arg(call, "tensors", 0)
             elif call.args:
-                target = _arg(call, "loss", 0)  # accelerator.backward(loss), fabric.backward(loss)
+                target = arg(call, "loss", 0)  # accelerator.backward(loss), fabric.backward(loss)
             else:
                 target = func.value
                 # scaler.scale(loss).backward()
@@ -246,12 +228,12 @@ class ScopeMap:
             if target is not None:
                 self._slice(target, stmt, Scope("backward", "value `.backward()` is called on"))
         elif attr == "gradient" and isinstance(func, cst.Attribute):
-            target = _arg(call, "target", 0)
+            target = arg(call, "target", 0)
             if target is not None:
                 self._slice(target, stmt, Scope("gradient-tape", "value differentiated by tape.gradient()"))
         elif qualified in ("jax.grad", "jax.value_and_grad") or qualified.endswith(".value_and_grad") \
                 or qualified.endswith("jax.grad"):
-            target = _arg(call, "fun", 0)
+            target = arg(call, "fun", 0)
             if target is not None:
                 for f in self._loss_functions_of(target, stmt):
                     self._mark(f, Scope("grad-target", f"`{f.qualname}` (differentiated by "
@@ -265,10 +247,10 @@ class ScopeMap:
                 self._mark(f, scope)
             return
         if isinstance(target, cst.Call):
-            f = self._function_named(target.func, stmt)
+            f = function_named(self.index, target.func, stmt)
             if f is not None:
                 self._mark(f, Scope(scope.kind, f"`{f.qualname}` ({scope.description})"))
-        names = _names_in(target)
+        names = names_in(target)
         seen: set[str] = set()
         work = list(names)
         defs_table = stmt.func.defs if stmt.func is not None else self.index.module_defs
@@ -286,11 +268,11 @@ class ScopeMap:
                 # A call of something that is not a framework op (a model, a criterion, a data loader) ends the
                 # slice: its inputs are data, not loss arithmetic.
                 if isinstance(value, cst.Call) and self.index.op_of(value) is None:
-                    f = self._function_named(value.func, d.stmt)
+                    f = function_named(self.index, value.func, d.stmt)
                     if f is not None:
                         self._mark(f, Scope(scope.kind, f"`{f.qualname}` ({scope.description})"))
                     continue
-                work.extend(_names_in(value))
+                work.extend(names_in(value))
 
     def _helpers(self) -> None:
         """Same-module functions called from a loss scope are scopes too (transitively, a few levels deep)."""
@@ -302,7 +284,7 @@ class ScopeMap:
                 if func is None:
                     continue
                 for call, stmt in func.calls:
-                    callee = self._function_named(call.func, stmt)
+                    callee = function_named(self.index, call.func, stmt)
                     if callee is None or callee is func or id(callee.node) in self.by_func:
                         continue
                     if not callee.returns:
@@ -338,34 +320,6 @@ def _keras_roles(names: list[str]) -> dict[str, str]:
     if (a in PRED_NAMES or a in LOGIT_NAMES) and b in TRUE_NAMES and a not in ("y", "p", "q"):
         return {names[0]: "y_logits" if a in LOGIT_NAMES else "y_pred", names[1]: "y_true"}
     return {}
-
-
-def _arg(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == keyword:
-            return a.value
-    pos = [a for a in call.args if a.keyword is None and not a.star]
-    return pos[position].value if len(pos) > position else None
-
-
-def _names_in(expr: cst.CSTNode) -> list[str]:
-    out: list[str] = []
-
-    class _V(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            out.append(node.value)
-
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            # `a.b`: only `a` is a variable
-            node.value.visit(self)
-            return False
-
-        def visit_Arg(self, node: cst.Arg) -> bool:
-            node.value.visit(self)  # skip keyword names
-            return False
-
-    expr.visit(_V())
-    return out
 
 
 __all__ = ["Scope", "ScopeMap", "is_loss_name", "dotted_name", "TRUE_NAMES", "PRED_NAMES", "LOGIT_NAMES",

@@ -146,3 +146,154 @@ def divide_no_nan_spelling(index: ModuleIndex, expr: cst.BaseExpression) -> str 
         tf = alias(index, "tensorflow")
         return f"{tf}.math.divide_no_nan" if tf else None
     return None
+
+
+# ---- same-namespace twins, reductions, softmax, tf.print (LL104, LL106, LL107, LL403) ---------------------------
+_TF_MATH_NS = ("tensorflow.math", "tensorflow.compat.v1.math", "tensorflow.compat.v2.math")
+
+
+def tf_alias(index: ModuleIndex) -> str | None:
+    """The name the file binds to TensorFlow (`tensorflow` or `tensorflow.compat.v1`), if any."""
+    return alias(index, "tensorflow") or alias(index, "tensorflow.compat.v1")
+
+
+def sibling(index: ModuleIndex, call: cst.Call, op: Op, name: str) -> str | None:
+    """The function `name` (log1p, expm1, ...) next to `call`'s own function, as a callable expression: `tf.math.log`
+    -> `tf.math.log1p`, `torch.exp` -> `torch.expm1`, `ops.log` -> `ops.log1p`. TensorFlow roots and the Keras
+    backend (which lacks log1p / expm1) use `tf.math.<name>` when TensorFlow is imported. None when the framework has
+    no such function or the call is a tensor method."""
+    from losslint.analysis.ops import QUALIFIED_TO_OP
+
+    fam = family(op)
+    ns = namespace(call)
+    if fam == "method" or ns is None:
+        return None
+    q_ns = op.qualified.rsplit(".", 1)[0]
+    if fam in ("tf", "keras-backend"):
+        if q_ns in _TF_MATH_NS:
+            return f"{ns}.{name}"
+        tf = alias(index, "tensorflow")
+        return f"{tf}.math.{name}" if tf else None
+    if f"{q_ns}.{name}" in QUALIFIED_TO_OP:
+        return f"{ns}.{name}"
+    return None
+
+
+def _int_literal(node: cst.BaseExpression | None) -> int | None:
+    if isinstance(node, cst.Integer):
+        return int(node.value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) \
+            and isinstance(node.expression, cst.Integer):
+        return -int(node.expression.value)
+    return None
+
+
+# Keywords each family's sum / reduce_sum shares, meaning for meaning, with its logsumexp.
+_LSE_KEYWORDS = {
+    "tf": ("axis", "keepdims", "keep_dims", "reduction_indices", "name"),
+    "keras-backend": ("axis", "keepdims"),
+    "keras-ops": ("axis", "keepdims"),
+    "torch": ("dim", "keepdim"),
+    "method": ("dim", "keepdim"),
+    "jax": ("axis", "keepdims"),
+}
+# How many positional arguments (the tensor included) the two signatures share.
+_LSE_POSITIONAL = {"tf": 3, "keras-backend": 3, "keras-ops": 3, "torch": 3, "method": 2, "jax": 2}
+
+
+def logsumexp_call(index: ModuleIndex, sum_call: cst.Call, sum_op: Op, exp_op: Op, x: cst.BaseExpression,
+                   ) -> str | None:
+    """`sum(exp(x), *rest)` rewritten as the framework's logsumexp of `x` with the same reduction arguments:
+    `tf.reduce_logsumexp(x, 1, keep_dims=True)`, `K.logsumexp`, `ops.logsumexp`, `torch.logsumexp(x, dim=1)`,
+    `x.logsumexp(1)`, `jax.nn.logsumexp(x, -1)`. None when an argument has no counterpart, torch has no `dim` (its
+    logsumexp requires one), or the framework has no logsumexp (NumPy)."""
+    fam = family(sum_op)
+    if fam == "method" and family(exp_op) not in ("torch", "method"):
+        return None  # `.sum()` of a NumPy / JAX array: no `.logsumexp()` method
+    if fam not in _LSE_KEYWORDS:
+        return None
+    rest = list(sum_call.args) if fam == "method" else list(sum_call.args[1:])
+    if fam != "method" and (not sum_call.args or sum_call.args[0].keyword is not None):
+        return None
+    n_pos = sum(1 for a in rest if a.keyword is None)
+    if any(a.star for a in rest) or n_pos + (0 if fam == "method" else 1) > _LSE_POSITIONAL[fam]:
+        return None
+    if any(a.keyword is not None and a.keyword.value not in _LSE_KEYWORDS[fam] for a in rest):
+        return None
+    if fam in ("torch", "method") and not (n_pos or any(a.keyword is not None and a.keyword.value == "dim"
+                                                         for a in rest)):
+        return None
+    kept = [code(a.value) if a.keyword is None else f"{a.keyword.value}={code(a.value)}" for a in rest]
+    if fam == "method":
+        return f"{atom(x)}.logsumexp({', '.join(kept)})"
+    ns = namespace(sum_call)
+    q_ns = sum_op.qualified.rsplit(".", 1)[0]
+    if fam == "tf":
+        func = f"{ns}.reduce_logsumexp" if ns is not None and q_ns in ("tensorflow", "tensorflow.compat.v1",
+                                                                         "tensorflow.compat.v2") + _TF_MATH_NS else None
+    elif fam in ("keras-backend", "keras-ops"):
+        func = f"{ns}.logsumexp" if ns is not None else None
+    elif fam == "torch":
+        torch = alias(index, "torch")
+        func = f"{torch}.logsumexp" if torch else None
+    else:  # jax
+        jnn = alias(index, "jax.nn")
+        jax = alias(index, "jax")
+        func = f"{jnn}.logsumexp" if jnn else (f"{jax}.nn.logsumexp" if jax else None)
+    if func is None:
+        return None
+    return f"{func}({', '.join([code(x)] + kept)})"
+
+
+def reduction_axis(sum_call: cst.Call, sum_op: Op) -> tuple[int, bool] | None:
+    """(axis, keepdims) of a sum whose axis is one integer literal; None otherwise."""
+    fam = family(sum_op)
+    rest = list(sum_call.args) if fam == "method" else list(sum_call.args[1:])
+    pos = [a.value for a in rest if a.keyword is None and not a.star]
+    kw = {a.keyword.value: a.value for a in rest if a.keyword is not None}
+    axis_node = pos[0] if pos else next((kw[k] for k in ("axis", "dim", "reduction_indices") if k in kw), None)
+    keep_node = pos[1] if len(pos) > 1 and fam != "jax" else next(
+        (kw[k] for k in ("keepdims", "keepdim", "keep_dims") if k in kw), None)
+    axis = _int_literal(axis_node)
+    if axis is None:
+        return None
+    keep = isinstance(keep_node, cst.Name) and keep_node.value == "True"
+    return axis, keep
+
+
+def softmax_call(index: ModuleIndex, sum_call: cst.Call, sum_op: Op, exp_op: Op, x: cst.BaseExpression,
+                 axis: int) -> str | None:
+    """softmax of `x` over `axis` in the framework of a hand-written `exp(x) / sum(exp(x), axis, keepdims=True)`:
+    `tf.nn.softmax(x, axis=1)`, `K.softmax`, `ops.softmax`, `torch.softmax(x, dim=1)`, `jax.nn.softmax`."""
+    fam = family(sum_op)
+    ns = namespace(sum_call)
+    if fam == "method":
+        if family(exp_op) not in ("torch", "method"):
+            return None
+        return f"{atom(x)}.softmax(dim={axis})"
+    if fam == "tf":
+        tf = tf_alias(index)
+        return f"{tf}.nn.softmax({code(x)}, axis={axis})" if tf else None
+    if fam in ("keras-backend", "keras-ops") and ns is not None:
+        return f"{ns}.softmax({code(x)}, axis={axis})"
+    if fam == "torch":
+        torch = alias(index, "torch")
+        return f"{torch}.softmax({code(x)}, dim={axis})" if torch else None
+    if fam == "jax":
+        jnn = alias(index, "jax.nn")
+        jax = alias(index, "jax")
+        prefix = jnn or (f"{jax}.nn" if jax else None)
+        return f"{prefix}.softmax({code(x)}, axis={axis})" if prefix else None
+    return None
+
+
+def ones_for(index: ModuleIndex, where_call: cst.Call, where_op: Op, x: cst.BaseExpression) -> str | None:
+    """A harmless stand-in value for `x` inside a `where` of the same spelling: `tf.ones_like(x)` for TensorFlow
+    (TF1's where and select do not broadcast a scalar), `1.0` for torch / JAX / NumPy / keras.ops (they broadcast)."""
+    fam = family(where_op)
+    if fam in ("tf", "keras-backend"):
+        tf = tf_alias(index)
+        return f"{tf}.ones_like({code(x)})" if tf else None
+    if fam in ("torch", "jax", "numpy", "keras-ops"):
+        return "1.0"
+    return None

@@ -124,3 +124,23 @@ class Rule:
     @classmethod
     def docs_url(cls) -> str:
         return f"https://github.com/losslint/losslint/blob/main/docs/rules/{cls.code}-{cls.name}.md"
+
+
+class ModuleFindingsRule(Rule):
+    """A rule that decides over the whole module at once (captures, tracing, rebindings) and reports each finding
+    when the walk reaches its node: subclasses define `_compute` and call `_check` from their `visit_<Node>`s."""
+
+    def __init__(self, context: "RuleContext") -> None:
+        super().__init__(context)
+        self._findings: dict[int, str] | None = None
+
+    def _compute(self) -> dict[int, str]:
+        """Messages keyed by the `id` of the node to report on."""
+        raise NotImplementedError
+
+    def _check(self, node: cst.CSTNode) -> None:
+        if self._findings is None:
+            self._findings = self._compute()  # lazily: a module with no candidate node never pays for the analysis
+        msg = self._findings.get(id(node))
+        if msg is not None:
+            self.report(node, msg)

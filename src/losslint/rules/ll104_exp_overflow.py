@@ -6,7 +6,8 @@ import libcst as cst
 
 from losslint.analysis.bounds import bounds_for
 from losslint.analysis.index import operand
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import logsumexp_call, reduction_axis, softmax_call
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 _LSE = {
     "tensorflow": "tf.reduce_logsumexp(x, axis)",
@@ -62,11 +63,20 @@ class ExpOverflow(Rule):
             return -tf.reduce_sum(labels * tf.nn.log_softmax(logits), -1)
     """
     fix_safety = (
-        "No automatic fix yet. `reduce_logsumexp` and `softmax` compute the same values as the hand-written forms "
-        "wherever those are finite, so that rewrite will be offered as safe once confirmed under TensorFlow. For an "
-        "amplified argument every remedy (clipping the argument, capping the value, another loss) changes the loss and "
-        "is only suggested; note that `expm1(abs(d))` is a different function from `exp(d ** 2)` (other values, "
-        "gradients and minimiser landscape), not an overflow-free equivalent."
+        "Safe once confirmed, for the direct forms. `log(sum(exp(x), axis...))` becomes the framework's logsumexp of "
+        "`x` with the same reduction arguments (`tf.reduce_logsumexp`, `K.logsumexp`, `ops.logsumexp`, "
+        "`torch.logsumexp(x, dim)` or `x.logsumexp(dim)`, `jax.nn.logsumexp`), and `exp(x) / sum(exp(x), axis, "
+        "keepdims=True)` becomes `softmax(x, axis)` (`tf.nn.softmax`, `K.softmax`, `ops.softmax`, `torch.softmax`, "
+        "`jax.nn.softmax`). Both compute the same values as the original wherever it is finite, after subtracting the "
+        "max, so they stay finite where it overflowed; `losslint fix` applies them after TensorFlow has confirmed "
+        "that. No fix is offered for `log(mean(exp(x)))` (it needs `- log(n)`, and n is not known from the code), "
+        "for `log(sum(exp(x)) + eps)` (the eps changes the value), for exps reached through a name, for a softmax "
+        "without a single literal axis and keepdims, for a torch sum without `dim`, for module-level code (TF1 "
+        "graphs: the loss cannot be isolated to confirm the rewrite), for NumPy (SciPy's logsumexp / softmax are "
+        "another import), or for an amplified argument: every remedy there (clipping the "
+        "argument, capping the value, another loss) changes the loss and is only suggested; note that "
+        "`expm1(abs(d))` is a different function from `exp(d ** 2)` (other values, gradients and minimiser "
+        "landscape), not an overflow-free equivalent."
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -85,7 +95,7 @@ class ExpOverflow(Rule):
                 self.report(node, f"log({red}(exp(x))) of `{self.source_of(arg) if arg is not None else ''}` overflows: "
                                   f"exp is inf once x > 88.7 (float32), so the loss is inf and its gradient NaN; use "
                                   f"{_LSE.get(op.framework, 'logsumexp')} (minus log(n) for a mean), which subtracts "
-                                  f"the max and gives the same value")
+                                  f"the max and gives the same value", self._lse_fix(node, op, arg))
             return
         if op.name == "divide":
             args = [a.value for a in node.args if a.keyword is None and not a.star]
@@ -126,7 +136,68 @@ class ExpOverflow(Rule):
             framework = first.framework if first is not None else ""
         self.report(node, f"softmax written by hand (`{self.source_of(node)}`): exp overflows to inf once x > 88.7 "
                           f"(float32) and inf / inf is NaN in the loss and the gradient; use "
-                          f"{_SOFTMAX.get(framework, 'the framework softmax')}, which subtracts the max")
+                          f"{_SOFTMAX.get(framework, 'the framework softmax')}, which subtracts the max",
+                    self._softmax_fix(node, num, den))
+
+    # ---- fixes -------------------------------------------------------------------------------------------------
+    def _exp(self, expr: cst.BaseExpression):  # type: ignore[no-untyped-def]
+        """(op, x) of a direct `exp(x)` call / `x.exp()` with nothing else passed, else None."""
+        if not isinstance(expr, cst.Call):
+            return None
+        op = self.op_of(expr)
+        if op is None or op.name != "exp" or len(expr.args) != (0 if op.is_method else 1):
+            return None
+        x = operand(expr, op)
+        return (op, x) if x is not None else None
+
+    def _sum_of_exp(self, expr: cst.BaseExpression | None):  # type: ignore[no-untyped-def]
+        """(sum call, sum op, exp op, x) of a direct `sum(exp(x), ...)` / `exp(x).sum(...)`, else None."""
+        if not isinstance(expr, cst.Call):
+            return None
+        op = self.op_of(expr)
+        if op is None or op.name != "sum":
+            return None
+        inner = operand(expr, op)
+        found = self._exp(inner) if inner is not None else None
+        if found is None:
+            return None
+        return expr, op, found[0], found[1]
+
+    def _in_function(self) -> bool:
+        # Module-level (TF1 graph) code cannot be isolated to confirm a rewrite, so a safe fix would never apply.
+        return self.stmt is not None and self.stmt.func is not None
+
+    def _lse_fix(self, node: cst.Call, op, arg: cst.BaseExpression | None) -> FixSpec | None:  # type: ignore
+        # log(sum(exp(x))) == logsumexp(x) wherever the former is finite: safe once confirmed. A mean would need
+        # - log(n), which the code does not state, so log(mean(exp(x))) gets no fix; nor does a log of a name or of a
+        # sum plus eps (the eps changes the value).
+        if op.name != "log" or len(node.args) != (0 if op.is_method else 1) or not self._in_function():
+            return None
+        found = self._sum_of_exp(arg)
+        if found is None:
+            return None
+        new = logsumexp_call(self.context.index, *found)
+        if new is None:
+            return None
+        return FixSpec("use the fused logsumexp", "safe", (Replacement(node, new),))
+
+    def _softmax_fix(self, node: cst.CSTNode, num: cst.BaseExpression, den: cst.BaseExpression) -> FixSpec | None:
+        # exp(x) / sum(exp(x), axis, keepdims=True) == softmax(x, axis) wherever the former is finite: safe once
+        # confirmed. Without keepdims or with no single literal axis the shapes or the reduced axes may differ.
+        if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide)) \
+                or not self._in_function():
+            return None
+        found = self._sum_of_exp(den)
+        top = self._exp(num)
+        if found is None or top is None or not num.deep_equals(operand(found[0], found[1])):
+            return None
+        ax = reduction_axis(found[0], found[1])
+        if ax is None or not ax[1]:
+            return None
+        new = softmax_call(self.context.index, found[0], found[1], found[2], found[3], ax[0])
+        if new is None:
+            return None
+        return FixSpec("use the framework softmax", "safe", (Replacement(node, new),))
 
     VALID = [
         Valid("""
@@ -252,7 +323,7 @@ class ExpOverflow(Rule):
             log_z = tf.log(tf.reduce_sum(tf.exp(logits), 1, keep_dims=True))
             cost = -tf.reduce_mean(tf.reduce_sum(y_ * (logits - log_z), 1))
             train_op = tf.train.AdamOptimizer(1e-3).minimize(cost)
-        """, "LL104", 6, "TF1 log(reduce_sum(exp(logits)))"),
+        """, "LL104", 6, "TF1 log(reduce_sum(exp(logits))); module level: no fix (cannot be confirmed)"),
         Invalid("""
             import torch
 
@@ -285,7 +356,16 @@ class ExpOverflow(Rule):
                 return -jnp.mean(jnp.sum(labels * logits, -1) - jnp.log(jnp.sum(jnp.exp(logits), -1)))
 
             grads = jax.grad(loss_fn)(params, x, labels)
-        """, "LL104", 6, "jax log(sum(exp(logits)))"),
+        """, "LL104", 6, "jax log(sum(exp(logits)))", fixed="""
+            import jax
+            import jax.numpy as jnp
+
+            def loss_fn(params, x, labels):
+                logits = x @ params
+                return -jnp.mean(jnp.sum(labels * logits, -1) - jax.nn.logsumexp(logits, -1))
+
+            grads = jax.grad(loss_fn)(params, x, labels)
+        """),
         Invalid("""
             import torch
 
@@ -305,4 +385,36 @@ class ExpOverflow(Rule):
             def ge2e_loss(S, S_correct):
                 return -tf.reduce_sum(S_correct - tf.log(tf.reduce_sum(tf.exp(S), axis=1, keep_dims=True) + 1e-6))
         """, "LL104", 4, "log(sum(exp(S)) + eps): the eps guards the log, not the sum"),
+        Invalid("""
+            import torch
+
+            def nll_loss(logits, target):
+                log_z = torch.log(torch.exp(logits).sum(dim=1, keepdim=True))
+                return -(target * (logits - log_z)).sum(dim=1).mean()
+        """, "LL104", 4, "torch log(exp(x).sum(dim)): the tensor-method logsumexp", fixed="""
+            import torch
+
+            def nll_loss(logits, target):
+                log_z = logits.logsumexp(dim=1, keepdim=True)
+                return -(target * (logits - log_z)).sum(dim=1).mean()
+        """),
+        Invalid("""
+            from keras import ops
+
+            def softmax_xent(y_true, logits):
+                p = ops.exp(logits) / ops.sum(ops.exp(logits), axis=-1, keepdims=True)
+                return -ops.sum(y_true * ops.log(ops.maximum(p, 1e-7)), axis=-1)
+        """, "LL104", 4, "keras.ops softmax by hand in one expression", fixed="""
+            from keras import ops
+
+            def softmax_xent(y_true, logits):
+                p = ops.softmax(logits, axis=-1)
+                return -ops.sum(y_true * ops.log(ops.maximum(p, 1e-7)), axis=-1)
+        """),
+        Invalid("""
+            import jax.numpy as jnp
+
+            def lse_loss(logits):
+                return jnp.mean(jnp.log(jnp.sum(jnp.exp(logits), axis=-1)))
+        """, "LL104", 4, "jax.numpy only: no jax.nn in scope, so no logsumexp to spell"),
     ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.bounds import bounds_for
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import code, ones_for
+from losslint.analysis.walk import walk
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 _OP_WORDS = {"log": "log", "log1p": "log1p", "divide": "division", "sqrt": "sqrt", "pow": "power"}
 
@@ -39,21 +41,50 @@ class WhereNanGradient(Rule):
             return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(safe), 0.0))
     """
     fix_safety = (
-        "No automatic fix yet. The double-where rewrite (sanitise the operand with the same condition) leaves every "
-        "forward value unchanged and makes the gradient finite, so it will be offered as safe once confirmed under "
-        "TensorFlow."
+        "Safe once confirmed: the double-where rewrite. The operand of the log / division / sqrt / power is itself "
+        "wrapped in a `where` of the same spelling and condition that puts a harmless 1 at the masked-out inputs: "
+        "`where(c, log(x), y)` becomes `where(c, log(where(c, x, 1.0)), y)` (`where(c, 1.0, x)` when the hazard is in "
+        "the false branch; `tf.ones_like(x)` for TensorFlow, whose TF1 `where` / `select` do not broadcast a scalar). "
+        "Where the branch is selected its operand is unchanged, so every forward value is the same; at the masked-out "
+        "inputs the branch sees 1, where log, 1 / x, sqrt and x ** p are finite with finite derivatives, so the "
+        "gradient is finite. `losslint fix` applies it after TensorFlow has confirmed that. Nested hazards (one inside "
+        "another's operand) get no fix, and neither does module-level code (TF1 graphs), where the loss cannot be "
+        "isolated to confirm the rewrite."
     )
 
     def visit_Call(self, node: cst.Call) -> None:
         op = self.op_of(node)
         if op is None or op.name != "where" or self.stmt is None:
             return
-        for h in bounds_for(self.context.facts).where_hazards(node, self.stmt):
+        hazards = bounds_for(self.context.facts).where_hazards(node, self.stmt)
+        for h in hazards:
             x = self.source_of(h.operand, 30)
             self.report(h.node, f"`{self.source_of(node, 30)}` masks the {_OP_WORDS[h.kind]} of `{x}` only in the "
                                 f"forward pass: both branches are differentiated, and at the masked-out inputs "
                                 f"({h.what}) the gradient is 0 * inf = NaN; sanitise the operand with the same "
-                                f"condition too (double where: `where(cond, {x}, 1)` inside)")
+                                f"condition too (double where: `where(cond, {x}, 1)` inside)",
+                        self._fix(node, op, h, hazards))
+
+    def _fix(self, call: cst.Call, op, h, hazards) -> FixSpec | None:  # type: ignore[no-untyped-def]
+        # The inner where returns the operand itself wherever the outer where selects this branch, so the forward
+        # values are unchanged; elsewhere it gives 1, where each hazard op is finite with a finite derivative.
+        args = [a for a in call.args if a.keyword is None and not a.star]
+        if len(args) != 3 or len(call.args) != 3 or self.stmt is None or self.stmt.func is None:
+            return None  # module-level (TF1 graph) code: the loss cannot be isolated to confirm the rewrite
+        inside = {id(n) for other in hazards if other is not h for n in _nodes(other.operand)}
+        mine = {id(n) for n in _nodes(h.operand)}
+        if id(h.node) in inside or any(id(other.node) in mine for other in hazards if other is not h):
+            return None  # nested hazards: the edits would overlap
+        cond, first = args[0].value, args[1].value
+        safe = ones_for(self.context.index, call, op, h.operand)
+        if safe is None:
+            return None
+        x = code(h.operand)
+        where = code(call.func)
+        in_true = id(h.node) in {id(n) for n in _nodes(first)}
+        inner = f"{where}({code(cond)}, {x}, {safe})" if in_true else f"{where}({code(cond)}, {safe}, {x})"
+        return FixSpec("sanitise the operand with the same condition (double where)", "safe",
+                       (Replacement(h.operand, inner),))
 
     VALID = [
         Valid("""
@@ -123,7 +154,12 @@ class WhereNanGradient(Rule):
 
             def log_loss(y_true, y_pred):
                 return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(y_pred), 0.0))
-        """, "LL107", 4, "TF2 tf.where(x > 0, log(x), 0)"),
+        """, "LL107", 4, "TF2 tf.where(x > 0, log(x), 0)", fixed="""
+            import tensorflow as tf
+
+            def log_loss(y_true, y_pred):
+                return -tf.reduce_mean(tf.where(y_pred > 0, y_true * tf.math.log(tf.where(y_pred > 0, y_pred, tf.ones_like(y_pred))), 0.0))
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -131,13 +167,18 @@ class WhereNanGradient(Rule):
             p = tf.matmul(x, W)
             cost = -tf.reduce_sum(tf.select(p > 0, tf.log(p), tf.zeros_like(p)))
             train = tf.train.AdamOptimizer().minimize(cost)
-        """, "LL107", 5, "TF1 tf.select with tf.log"),
+        """, "LL107", 5, "TF1 tf.select with tf.log; module level: no fix (cannot be confirmed)"),
         Invalid("""
             import torch
 
             def ratio_loss(num, den):
                 return torch.where(den > 0, num / den, torch.zeros_like(num)).mean()
-        """, "LL107", 4, "torch.where(den > 0, num / den, 0)"),
+        """, "LL107", 4, "torch.where(den > 0, num / den, 0)", fixed="""
+            import torch
+
+            def ratio_loss(num, den):
+                return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num)).mean()
+        """),
         Invalid("""
             import jax
             import jax.numpy as jnp
@@ -147,7 +188,16 @@ class WhereNanGradient(Rule):
                 return jnp.mean(jnp.where(r > 0, jnp.sqrt(r), 0.0))
 
             g = jax.grad(loss_fn)
-        """, "LL107", 6, "jnp.where(r > 0, sqrt(r), 0) in a jax.grad target"),
+        """, "LL107", 6, "jnp.where(r > 0, sqrt(r), 0) in a jax.grad target", fixed="""
+            import jax
+            import jax.numpy as jnp
+
+            def loss_fn(params, x):
+                r = x @ params
+                return jnp.mean(jnp.where(r > 0, jnp.sqrt(jnp.where(r > 0, r, 1.0)), 0.0))
+
+            g = jax.grad(loss_fn)
+        """),
         Invalid("""
             import keras
             from keras import ops
@@ -156,19 +206,56 @@ class WhereNanGradient(Rule):
                 def call(self, y_true, y_pred):
                     positive = ops.greater(y_pred, 0.0)
                     return ops.mean(ops.where(positive, y_true * ops.log(y_pred), 0.0), axis=-1)
-        """, "LL107", 7, "keras.ops.where with the condition in a name"),
+        """, "LL107", 7, "keras.ops.where with the condition in a name", fixed="""
+            import keras
+            from keras import ops
+
+            class LogCountLoss(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    positive = ops.greater(y_pred, 0.0)
+                    return ops.mean(ops.where(positive, y_true * ops.log(ops.where(positive, y_pred, 1.0)), 0.0), axis=-1)
+        """),
         Invalid("""
             import tensorflow as tf
 
             def inverse_error(y_true, y_pred):
                 d = tf.abs(y_true - y_pred)
                 return tf.reduce_mean(tf.where(tf.math.not_equal(d, 0.0), 1.0 / d, 0.0))
-        """, "LL107", 5, "tf.where(d != 0, 1 / |d|, 0): the gradient at d = 0 is NaN"),
+        """, "LL107", 5, "tf.where(d != 0, 1 / |d|, 0): the gradient at d = 0 is NaN", fixed="""
+            import tensorflow as tf
+
+            def inverse_error(y_true, y_pred):
+                d = tf.abs(y_true - y_pred)
+                return tf.reduce_mean(tf.where(tf.math.not_equal(d, 0.0), 1.0 / tf.where(tf.math.not_equal(d, 0.0), d, tf.ones_like(d)), 0.0))
+        """),
         Invalid("""
             import torch
 
             def power_loss(pred, target):
                 d = (pred - target).abs()
                 return torch.where(d > 0, d ** -0.5, torch.zeros_like(d)).mean()
-        """, "LL107", 5, "negative power masked by where"),
+        """, "LL107", 5, "negative power masked by where", fixed="""
+            import torch
+
+            def power_loss(pred, target):
+                d = (pred - target).abs()
+                return torch.where(d > 0, torch.where(d > 0, d, 1.0) ** -0.5, torch.zeros_like(d)).mean()
+        """),
+        Invalid("""
+            import jax.numpy as jnp
+
+            def log_loss(y_true, y_pred):
+                return -jnp.mean(jnp.where(y_pred <= 0, 0.0, y_true * jnp.log(y_pred)))
+        """, "LL107", 4, "the hazard in the false branch: the inner where puts 1 where the condition holds", fixed="""
+            import jax.numpy as jnp
+
+            def log_loss(y_true, y_pred):
+                return -jnp.mean(jnp.where(y_pred <= 0, 0.0, y_true * jnp.log(jnp.where(y_pred <= 0, 1.0, y_pred))))
+        """),
     ]
+
+
+def _nodes(expr: cst.CSTNode) -> list[cst.CSTNode]:
+    out: list[cst.CSTNode] = []
+    walk(expr, out.append)
+    return out

@@ -16,7 +16,7 @@ from losslint.analysis.dtypes import (
 )
 from losslint.analysis.names import dotted_name
 from losslint.analysis.walk import walk
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 # Values that carry the model's (low-precision) dtype under a mixed policy or autocast; labels and masks come from the
 # data pipeline in float32.
@@ -42,6 +42,17 @@ def _all_literal(node: cst.CSTNode) -> bool:
     if isinstance(node, cst.BinaryOperation):
         return _all_literal(node.left) and _all_literal(node.right)
     return False
+
+
+# A new eps above this moves ordinary values (a probability of 0.01, a sum of 1) by more than float32 noise.
+_MEASURABLE = 1e-6
+
+
+def _eps_literal(v: float) -> str:
+    """10 ** -k as a literal: `1e-7`, `1e-3`."""
+    import math
+
+    return f"1e-{round(-math.log10(v))}"
 
 
 def _val(v: float) -> str:
@@ -82,8 +93,15 @@ class EpsilonBelowResolution(Rule):
         # under float16: cast to float32 first (tf.cast(y_pred, tf.float32)), or use an eps of 1e-3
     """
     fix_safety = (
-        "No automatic fix yet. The planned fix raises the eps to the smallest power of ten the dtype represents next "
-        "to 1 (1e-7 in float32); it changes values only where the original was -inf/NaN or at the clip bounds."
+        "When the eps is a numeric literal written at the reported place, the fix replaces that literal with the "
+        "smallest power of ten the computation dtype keeps (`smallest_safe_eps`: 1e-7 in float32, 1e-3 in float16, "
+        "1e-2 in bfloat16); an eps held in a name, a parameter, a module constant or `K.epsilon()` may be used "
+        "elsewhere and gets no fix. Safe for a clip / clamp / minimum bound next to 1 (`1 - 1e-8` -> `1 - 1e-7`): "
+        "only inputs within the new eps of the bound, i.e. saturated predictions, are clipped differently, exactly "
+        "where the original gave -inf/NaN. For an eps added to a tensor, a lower clip bound that was 0, or "
+        "`(1 + eps) - p`, the new eps shifts every value (or every value below it): safe when it is at most 1e-6 "
+        "(float32 and wider: below float32 noise on normal inputs), unsafe otherwise (1e-3 in float16 visibly moves "
+        "a probability of 0.01), so it is applied only with --unsafe-fixes."
     )
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
@@ -225,10 +243,11 @@ class EpsilonBelowResolution(Rule):
                               f"at {xs} = {_val(base)}"
             else:
                 consequence = f"`{_num(near)} + {xs}` can still be exactly 0 at {xs} = {_val(base)}"
+            new_eps = smallest_safe_eps(fact.dtype, near)
             self.report(bound, (
                 f"`{shown_src}`{value} rounds to {_val(base)} {self._in(fact)}: the clip does not keep `{xs}` "
                 f"{side} {_val(base)}, so {consequence}; use an eps of at least "
-                f"{_num(smallest_safe_eps(fact.dtype, near))} in {fact.dtype}"))
+                f"{_num(new_eps)} in {fact.dtype}"), self._fix(bound, new_eps, "safe"))
             return
         if not lower:
             return
@@ -247,8 +266,26 @@ class EpsilonBelowResolution(Rule):
         except ValueError:
             literal = False
         value = "" if literal else f" (= {_num(eps)})"
+        new_eps = smallest_safe_eps(fact.dtype)
+        fix = None
+        if isinstance(node, (cst.Float, cst.Integer)):
+            fix = self._fix(node, new_eps, "unsafe" if new_eps > _MEASURABLE else "safe")
         self.report(node, f"`{shown}`{value} is exactly 0 {self._in(fact)}: {consequence}; use an eps of at least "
-                          f"{_num(smallest_safe_eps(fact.dtype))} or compute the loss in float32")
+                          f"{_num(new_eps)} or compute the loss in float32", fix)
+
+    def _fix(self, node: cst.CSTNode, new_eps: float, applicability: str) -> FixSpec | None:
+        """Replace the eps literal of `node` (the literal itself, or `base +- literal`) by `new_eps`."""
+        lit: cst.CSTNode | None = None
+        if isinstance(node, (cst.Float, cst.Integer)):
+            lit = node
+        elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
+            a, b = self._const(node.left), self._const(node.right)
+            if a is not None and b is not None:
+                lit = node.right if abs(b) <= abs(a) else node.left
+        if not isinstance(lit, (cst.Float, cst.Integer)):
+            return None  # a name, a parameter, K.epsilon(): it may be used elsewhere
+        return FixSpec(f"raise the eps to {_eps_literal(new_eps)}", applicability,
+                       (Replacement(lit, _eps_literal(new_eps)),))
 
     def _bound_matters(self, call: cst.Call) -> str | None:
         """Where the clipped value is used so that the bound matters: "gap" (`1 - x`, `1 + x`, `1 - x**2`,
@@ -344,11 +381,12 @@ class EpsilonBelowResolution(Rule):
             fact = self._dtype(tensor)
             if vanishes(base, eps, fact.dtype) and self._under_singular(node):
                 ts = self.source_of(tensor, 30)
+                new_eps = smallest_safe_eps(fact.dtype, abs(base))
                 self.report(const_side, (
                     f"`{self.source_of(shown)}` rounds to {_val(base)} {self._in(fact)}, so "
                     f"`{self.source_of(node)}` is still exactly 0 at {ts} = {_num(base)}: the eps guards nothing; "
                     f"write `{_num(base)} - {ts} + eps` or use an eps of at least "
-                    f"{_num(smallest_safe_eps(fact.dtype, abs(base)))}"))
+                    f"{_num(new_eps)}"), self._fix(const_side, new_eps, "unsafe" if new_eps > _MEASURABLE else "safe"))
             return
         if not isinstance(node.operator, cst.Add):
             return
@@ -472,7 +510,13 @@ class EpsilonBelowResolution(Rule):
             def bce(y_true, y_pred):
                 y_pred = tf.clip_by_value(y_pred, 1e-8, 1 - 1e-8)
                 return -tf.reduce_mean(y_true * tf.math.log(y_pred) + (1 - y_true) * tf.math.log(1 - y_pred))
-        """, "LL108", 4, "TF2: 1 - 1e-8 is 1.0 in float32 (NVIDIA/apex#358)"),
+        """, "LL108", 4, "TF2: 1 - 1e-8 is 1.0 in float32 (NVIDIA/apex#358)", fixed="""
+            import tensorflow as tf
+
+            def bce(y_true, y_pred):
+                y_pred = tf.clip_by_value(y_pred, 1e-8, 1 - 1e-7)
+                return -tf.reduce_mean(y_true * tf.math.log(y_pred) + (1 - y_true) * tf.math.log(1 - y_pred))
+        """),
         Invalid("""
             from keras import backend as K
 
@@ -507,7 +551,15 @@ class EpsilonBelowResolution(Rule):
             def dice_loss(y_true, y_pred):
                 inter = tf.reduce_sum(y_true * y_pred)
                 return 1 - 2 * inter / (tf.reduce_sum(y_pred) + 1e-8)
-        """, "LL108", 7, "mixed_float16: 1e-8 is 0 in float16, the denominator can be 0"),
+        """, "LL108", 7, "mixed_float16: 1e-8 is 0 in float16, the denominator can be 0", fixed="""
+            import tensorflow as tf
+
+            tf.keras.mixed_precision.set_global_policy("mixed_float16")
+
+            def dice_loss(y_true, y_pred):
+                inter = tf.reduce_sum(y_true * y_pred)
+                return 1 - 2 * inter / (tf.reduce_sum(y_pred) + 1e-3)
+        """),
         Invalid("""
             import torch
 
@@ -517,19 +569,40 @@ class EpsilonBelowResolution(Rule):
                     probs = torch.clamp(probs, 1e-8, 1.0)
                     loss = -(y * torch.log(probs)).mean()
                 loss.backward()
-        """, "LL108", 6, "autocast: the clamp runs in float16, where 1e-8 is 0"),
+        """, "LL108", 6, "autocast: the clamp runs in float16, where 1e-8 is 0", fixed="""
+            import torch
+
+            def train_step(model, x, y, opt):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    probs = torch.sigmoid(model(x))
+                    probs = torch.clamp(probs, 1e-3, 1.0)
+                    loss = -(y * torch.log(probs)).mean()
+                loss.backward()
+        """),
         Invalid("""
             import jax.numpy as jnp
 
             def loss_fn(y_true, y_pred):
                 p = y_pred.astype(jnp.float16)
                 return -jnp.mean(y_true * jnp.log(p + 1e-8))
-        """, "LL108", 5, "JAX: an explicit cast to float16"),
+        """, "LL108", 5, "JAX: an explicit cast to float16", fixed="""
+            import jax.numpy as jnp
+
+            def loss_fn(y_true, y_pred):
+                p = y_pred.astype(jnp.float16)
+                return -jnp.mean(y_true * jnp.log(p + 1e-3))
+        """),
         Invalid("""
             import tensorflow as tf
 
             def bce(y_true, y_pred):
                 return -tf.reduce_mean(y_true * tf.math.log(y_pred + 1e-7)
                                        + (1 - y_true) * tf.math.log(1 + 1e-8 - y_pred))
-        """, "LL108", 5, "(1 + 1e-8) - p is folded first: still 0 at p = 1"),
+        """, "LL108", 5, "(1 + 1e-8) - p is folded first: still 0 at p = 1", fixed="""
+            import tensorflow as tf
+
+            def bce(y_true, y_pred):
+                return -tf.reduce_mean(y_true * tf.math.log(y_pred + 1e-7)
+                                       + (1 - y_true) * tf.math.log(1 + 1e-7 - y_pred))
+        """),
     ]

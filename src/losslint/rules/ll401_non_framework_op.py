@@ -49,8 +49,8 @@ class NonFrameworkOp(Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         df = DataFlow.of(self.context.index, self.context.scopes, self.context.facts)
-        finding = df.finding(node)
-        if finding is None or finding.culprit.kind != "host":
+        finding = df.finding(node, "host")
+        if finding is None:
             return
         c = finding.culprit
         stmt = self.stmt

@@ -47,18 +47,14 @@ class NonDifferentiableOp(Rule):
 
     def _check(self, node: cst.CSTNode) -> None:
         df = DataFlow.of(self.context.index, self.context.scopes, self.context.facts)
-        finding = df.finding(node)
-        if finding is None or finding.culprit.kind != "nondiff":
+        finding = df.finding(node, "nondiff")
+        if finding is None:
             return
-        what = finding.culprit.what
-        shown = self.source_of(node, 50)
-        if finding.reason == "loss":
-            consequence = ("the loss depends on the prediction only through it, so no gradient reaches the model "
-                           "(Keras: \"No gradients provided for any variable\")")
-        else:
-            consequence = "this term of the loss silently contributes no gradient"
-        self.report(node, f"{what} in `{shown}` has no gradient: {consequence}; use a differentiable surrogate "
-                          f"(softmax/sigmoid instead of argmax/round/thresholds) or make it a metric")
+        consequence = finding.consequence("the loss depends on the prediction only through it, so no gradient "
+                                          "reaches the model (Keras: \"No gradients provided for any variable\")")
+        self.report(node, f"{finding.culprit.what} in `{self.source_of(node, 50)}` has no gradient: {consequence}; "
+                          f"use a differentiable surrogate (softmax/sigmoid instead of argmax/round/thresholds) or "
+                          f"make it a metric")
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.dataflow import DataFlow
+from losslint.analysis.names import dotted_name
 from losslint.analysis.scopes import Scope
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import tf_alias
+from losslint.analysis.walk import walk
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 
 class PrintInTracedLoss(Rule):
@@ -38,8 +41,17 @@ class PrintInTracedLoss(Rule):
             return tf.reduce_mean(tf.square(err), axis=-1)
     """
     fix_safety = (
-        "Replacing `print` with `tf.print` is safe: it prints the same arguments at every step instead of once. "
-        "No automatic fix is offered yet."
+        "`print(...)` becomes `tf.print(...)` with the file's own TensorFlow name, the arguments unchanged. It prints "
+        "the same arguments (their values) at every step instead of a symbolic tensor once, and changes no value of "
+        "the loss. `sep=` and `end=` mean the same for tf.print, and `file=sys.stderr` / `sys.stdout` becomes "
+        "`output_stream=`. XLA has no kernel for tf.print (compiling it fails with `No registered 'StringFormat' "
+        "OpKernel`), so the fix is safe inside a plain `tf.function` and unsafe in a Keras-traced loss (`compile()`, "
+        "`Loss.call`): Keras 3 compiles the train step with XLA by default (`jit_compile=\"auto\"`) on a GPU. No fix "
+        "is offered when the module passes `jit_compile=` (other than False) anywhere, when the file does not import "
+        "TensorFlow (Keras 3 has no print op), inside a training step that records a GradientTape (no loss to "
+        "isolate, so the rewrite cannot be confirmed), when print gets `flush=` or a `file=` other than sys.stdout / "
+        "sys.stderr, or when a tensor is formatted into a string (an f-string, `%`, `.format`, `str()`): that string "
+        "is built once, at trace time, and tf.print would keep printing the symbolic tensor."
     )
     frameworks = ("tensorflow", "keras")
     # A tf.function is often a training step, not a loss scope: the rule looks at every function itself.
@@ -63,15 +75,51 @@ class PrintInTracedLoss(Rule):
             return
         message = (f"print() inside {why} runs once, while TensorFlow traces it: it shows a symbolic tensor, not "
                    f"the values at each step; use tf.print")
+        fix = self._fix(node, why) if not _training_step(stmt.func.node) else None
         if self.context.scope is not None:
-            self.report(node, message)
+            self.report(node, message, fix)
             return
         f = stmt.func
         self.context.scope_stack.append(Scope("traced", f"`{f.qualname}` (traced by tf.function)", f))
         try:
-            self.report(node, message)
+            self.report(node, message, fix)
         finally:
             self.context.scope_stack.pop()
+
+    def _fix(self, node: cst.Call, why: str) -> FixSpec | None:
+        # tf.print takes the same positional arguments, sep and end, and output_stream for sys.stdout / sys.stderr;
+        # it only prints, so the loss is unchanged. But XLA has no kernel for it: under jit_compile it fails.
+        tf = tf_alias(self.context.index)
+        if tf is None or self._jit_compiled():
+            return None
+        new_args = []
+        for a in node.args:
+            if _formats_a_string(a.value):
+                return None
+            if a.keyword is None or a.keyword.value in ("sep", "end"):
+                new_args.append(a)
+            elif a.keyword.value == "file" and dotted_name(a.value) in ("sys.stdout", "sys.stderr") \
+                    and self.context.index.imports.bindings.get("sys") == "sys":
+                new_args.append(a.with_changes(keyword=cst.Name("output_stream")))
+            else:
+                return None
+        new = node.with_changes(func=cst.parse_expression(f"{tf}.print"), args=new_args)
+        # A Keras-traced loss may be XLA-compiled without the code saying so (Keras 3 `jit_compile="auto"` on a GPU).
+        applicability = "unsafe" if why.startswith("a Keras") else "safe"
+        return FixSpec("use tf.print (prints at every step)", applicability, (Replacement(node, new),))
+
+    def _jit_compiled(self) -> bool:
+        """Does the module ask for XLA anywhere (`jit_compile=` not False, on tf.function or compile)?"""
+        found = False
+
+        def enter(n: cst.CSTNode) -> None:
+            nonlocal found
+            if isinstance(n, cst.Arg) and n.keyword is not None and n.keyword.value == "jit_compile" \
+                    and not (isinstance(n.value, cst.Name) and n.value.value == "False"):
+                found = True
+
+        walk(self.context.module, enter)
+        return found
 
     VALID = [
         Valid("""
@@ -155,7 +203,16 @@ class PrintInTracedLoss(Rule):
                 return tf.reduce_mean(tf.square(err), axis=-1)
 
             model.compile(optimizer="adam", loss=custom_loss)
-        """, "LL403", 5, "a compiled Keras loss"),
+        """, "LL403", 5, "a compiled Keras loss", fixed="""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                err = y_true - y_pred
+                tf.print("error:", err)
+                return tf.reduce_mean(tf.square(err), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -166,7 +223,7 @@ class PrintInTracedLoss(Rule):
                     print("loss:", loss)
                 grads = tape.gradient(loss, model.trainable_variables)
                 optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        """, "LL403", 7, "a @tf.function training step"),
+        """, "LL403", 7, "a @tf.function training step (GradientTape): no fix, it cannot be confirmed"),
         Invalid("""
             import keras
             from keras import ops
@@ -187,7 +244,17 @@ class PrintInTracedLoss(Rule):
                 return 1 - (2 * inter + 1) / (K.sum(y_true) + K.sum(y_pred) + 1)
 
             model.compile(optimizer="adam", loss=dice_loss)
-        """, "LL403", 6, "Keras 2 backend loss"),
+        """, "LL403", 6, "Keras 2 backend loss", fixed="""
+            import tensorflow as tf
+            from tensorflow.keras import backend as K
+
+            def dice_loss(y_true, y_pred):
+                inter = K.sum(y_true * y_pred)
+                tf.print("intersection", inter)
+                return 1 - (2 * inter + 1) / (K.sum(y_true) + K.sum(y_pred) + 1)
+
+            model.compile(optimizer="adam", loss=dice_loss)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -196,7 +263,15 @@ class PrintInTracedLoss(Rule):
                 return tf.reduce_mean(tf.keras.losses.mse(y_true, y_pred))
 
             train_step = tf.function(loss_fn)
-        """, "LL403", 4, "wrapped by tf.function(f)"),
+        """, "LL403", 4, "wrapped by tf.function(f)", fixed="""
+            import tensorflow as tf
+
+            def loss_fn(y_true, y_pred):
+                tf.print("pred:", y_pred)
+                return tf.reduce_mean(tf.keras.losses.mse(y_true, y_pred))
+
+            train_step = tf.function(loss_fn)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -205,8 +280,74 @@ class PrintInTracedLoss(Rule):
                 per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
                 print("per-example loss", per_example)
                 return tf.nn.compute_average_loss(per_example, global_batch_size=64)
-        """, "LL403", 6, "@tf.function(...) with arguments"),
+        """, "LL403", 6, "@tf.function(jit_compile=True): no fix, XLA has no print kernel"),
+        Invalid("""
+            import sys
+
+            import tensorflow as tf
+
+            @tf.function
+            def compute_loss(y_true, y_pred):
+                loss = tf.reduce_mean(tf.square(y_true - y_pred))
+                print("loss", loss, sep="=", file=sys.stderr)
+                return loss
+        """, "LL403", 8, "sep= kept, file=sys.stderr becomes output_stream=", fixed="""
+            import sys
+
+            import tensorflow as tf
+
+            @tf.function
+            def compute_loss(y_true, y_pred):
+                loss = tf.reduce_mean(tf.square(y_true - y_pred))
+                tf.print("loss", loss, sep="=", output_stream=sys.stderr)
+                return loss
+        """),
+        Invalid("""
+            import tensorflow as tf
+
+            @tf.function
+            def compute_loss(y_true, y_pred):
+                loss = tf.reduce_mean(tf.square(y_true - y_pred))
+                print("loss = %s" % loss)
+                return loss
+        """, "LL403", 6, "a tensor formatted into a string at trace time: tf.print would print that string, no fix"),
     ]
+
+
+def _training_step(func: cst.CSTNode) -> bool:
+    """A function that records gradients itself (a GradientTape): a training step, not a loss. The confirmation
+    harness cannot isolate a loss in it, so a fix there could never be confirmed (and applied)."""
+    found = False
+
+    def enter(n: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(n, cst.Name) and n.value == "GradientTape":
+            found = True
+
+    walk(func, enter)
+    return found
+
+
+def _formats_a_string(expr: cst.BaseExpression) -> bool:
+    """Does the argument build a string out of values (f-string, `%`, `+` with a string, `.format`, str/repr)?"""
+    found = False
+
+    def enter(n: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(n, cst.FormattedString):
+            found = True
+        elif isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Modulo, cst.Add)) and any(
+                isinstance(side, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
+                for side in (n.left, n.right)):
+            found = True
+        elif isinstance(n, cst.Call):
+            name = dotted_name(n.func) or ""
+            if name in ("str", "repr", "format") or name.endswith(".format") or (
+                    isinstance(n.func, cst.Attribute) and n.func.attr.value == "format"):
+                found = True
+
+    walk(expr, enter)
+    return found
 
 
 def _is_tensor(dep) -> bool:  # type: ignore[no-untyped-def]

@@ -52,18 +52,13 @@ class AutogradBreak(Rule):
     def _check(self, node: cst.CSTNode) -> None:
         if self.context.scope is None:
             return
-        finding = self._df().finding(node)
-        if finding is None or finding.culprit.kind != "break":
+        finding = self._df().finding(node, "break")
+        if finding is None:
             return
-        what = finding.culprit.what
-        shown = self.source_of(node, 50)
-        if finding.reason == "loss":
-            consequence = ("the loss has no gradient path from the model (backward() raises, or trains nothing if "
-                           "requires_grad is forced)")
-        else:
-            consequence = "this term of the loss silently contributes no gradient"
-        self.report(node, f"{what} in `{shown}` cuts the value from the autograd graph: {consequence}; keep the "
-                          f"tensor and compute with torch ops")
+        consequence = finding.consequence("the loss has no gradient path from the model (backward() raises, or "
+                                          "trains nothing if requires_grad is forced)")
+        self.report(node, f"{finding.culprit.what} in `{self.source_of(node, 50)}` cuts the value from the autograd "
+                          f"graph: {consequence}; keep the tensor and compute with torch ops")
 
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node)

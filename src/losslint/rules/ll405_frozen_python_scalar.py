@@ -6,7 +6,7 @@ import libcst as cst
 
 from losslint.analysis.captures import Capture, Captures, captures_for
 from losslint.analysis.index import FuncInfo
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 _TRACED_BY = {
     "compile": "Keras traces the loss `{f}` once (model.compile/fit)",
@@ -16,7 +16,7 @@ _TRACED_BY = {
 }
 
 
-class FrozenPythonScalar(Rule):
+class FrozenPythonScalar(ModuleFindingsRule):
     code = "LL405"
     name = "frozen-python-scalar"
     summary = "Python float loss weight read by a traced loss and changed later (callback, schedule): never takes effect"
@@ -63,10 +63,6 @@ class FrozenPythonScalar(Rule):
         "(`.assign(...)` instead of `=`, `global` declarations to remove)."
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self._findings: dict[int, str] | None = None
-
     def _compute(self) -> dict[int, str]:
         caps = captures_for(self.context.index, self.context.scopes)
         out: dict[int, str] = {}
@@ -108,13 +104,6 @@ class FrozenPythonScalar(Rule):
                     f"`self.{name}` is a Python number and {traced}, which freezes its first value: the "
                     f"reassignment {rebound[0].where} never reaches the traced loss, so the change has no effect; "
                     f"{fix}"))
-
-    def _check(self, node: cst.CSTNode) -> None:
-        if self._findings is None:
-            self._findings = self._compute()
-        msg = self._findings.get(id(node))
-        if msg is not None:
-            self.report(node, msg)
 
     def visit_Name(self, node: cst.Name) -> None:
         self._check(node)

@@ -6,7 +6,7 @@ import libcst as cst
 
 from losslint.analysis.captures import captures_for, chain_attrs, chain_root
 from losslint.model import Severity
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.rules.base import Invalid, ModuleFindingsRule, Rule, Valid
 
 # Attributes that are a model's or layer's variables. `weights`/`kernel`/`bias` count only on something that is a
 # Keras model or layer (or reached through `.layers[...]` / `.get_layer(...)`); the trainable_* lists always do.
@@ -15,7 +15,7 @@ _ON_LAYER = frozenset({"weights", "variables", "kernel", "bias", "recurrent_kern
                        "pointwise_kernel", "embeddings", "gamma", "beta"})
 
 
-class ModelWeightsInLoss(Rule):
+class ModelWeightsInLoss(ModuleFindingsRule):
     code = "LL501"
     name = "model-weights-in-loss"
     severity = Severity.INFORMATION
@@ -48,10 +48,6 @@ class ModelWeightsInLoss(Rule):
         model.compile(optimizer="adam", loss="mse")
     """
     fix_safety = "No automatic fix: moving the penalty into the model is a design change."
-
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self._findings: dict[int, str] | None = None
 
     def _compute(self) -> dict[int, str]:
         caps = captures_for(self.context.index, self.context.scopes)
@@ -93,11 +89,7 @@ class ModelWeightsInLoss(Rule):
         return out
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        if self._findings is None:
-            self._findings = self._compute()
-        msg = self._findings.get(id(node))
-        if msg is not None:
-            self.report(node, msg)
+        self._check(node)
 
     VALID = [
         Valid("""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.captures import SYMBOLIC_ATTRS, Captures, captures_for, chain_root
+from losslint.analysis.calls import arg
 from losslint.analysis.index import FuncInfo, StmtInfo
 from losslint.analysis.names import dotted_name
-from losslint.analysis.scopes import _arg
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 _CONSEQUENCE = (
     "in TF2 / Keras 3 the loss runs on real batches inside the compiled train step, where a symbolic tensor cannot "
@@ -18,7 +18,7 @@ _CONSEQUENCE = (
 )
 
 
-class SymbolicTensorInLoss(Rule):
+class SymbolicTensorInLoss(ModuleFindingsRule):
     code = "LL502"
     name = "symbolic-tensor-in-loss"
     summary = "loss closure captures Keras Input / layer output tensors (fails under TF2 / Keras 3)"
@@ -59,10 +59,6 @@ class SymbolicTensorInLoss(Rule):
         vae.compile(optimizer="adam", loss="binary_crossentropy")
     """
     fix_safety = "No automatic fix: the term has to move into the model (add_loss, an extra output or train_step)."
-
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self._findings: dict[int, str] | None = None
 
     def _eligible(self, caps: Captures, func: FuncInfo) -> str | None:
         reason = caps.traced(func)
@@ -111,7 +107,7 @@ class SymbolicTensorInLoss(Rule):
         for call, stmt in index.all_calls:
             if not (isinstance(call.func, cst.Attribute) and call.func.attr.value == "compile"):
                 continue
-            loss_arg = _arg(call, "loss", 1)
+            loss_arg = arg(call, "loss", 1)
             if loss_arg is None:
                 continue
             for expr, estmt in _loss_exprs(caps, loss_arg, stmt, 0):
@@ -149,9 +145,9 @@ class SymbolicTensorInLoss(Rule):
                 for call, stmt in self.context.index.all_calls:
                     if caps.function_named(call.func, stmt) is not cap.owner:
                         continue
-                    arg = _arg(call, param.name, param.position) if param.position >= 0 else _arg(call, param.name, 99)
-                    if arg is not None and caps.kind(arg, stmt) in ("symbolic", "input"):
-                        return f"a symbolic Keras tensor (`{self.source_of(arg)}` passed to `{cap.owner.name}`)"
+                    passed = arg(call, param.name, param.position) if param.position >= 0 else arg(call, param.name, 99)
+                    if passed is not None and caps.kind(passed, stmt) in ("symbolic", "input"):
+                        return f"a symbolic Keras tensor (`{self.source_of(passed)}` passed to `{cap.owner.name}`)"
             elif d.kind == "assign":
                 k = caps.kind(d.value, d.stmt)
                 if k == "input":
@@ -177,18 +173,11 @@ class SymbolicTensorInLoss(Rule):
                 for call, stmt in self.context.index.all_calls:
                     if not (isinstance(call.func, cst.Name) and call.func.value == cls.name):
                         continue
-                    arg = _arg(call, param.name, param.position) if param.position >= 0 else _arg(call, param.name, 99)
-                    if arg is not None and caps.kind(arg, stmt) in ("symbolic", "input"):
+                    passed = arg(call, param.name, param.position) if param.position >= 0 else arg(call, param.name, 99)
+                    if passed is not None and caps.kind(passed, stmt) in ("symbolic", "input"):
                         out.setdefault(id(attr), (
-                            f"`self.{attr.attr.value}` holds a symbolic Keras tensor (`{self.source_of(arg)}` passed "
+                            f"`self.{attr.attr.value}` holds a symbolic Keras tensor (`{self.source_of(passed)}` passed "
                             f"to `{cls.name}`), read by {where}: {_CONSEQUENCE}"))
-
-    def _check(self, node: cst.CSTNode) -> None:
-        if self._findings is None:
-            self._findings = self._compute()
-        msg = self._findings.get(id(node))
-        if msg is not None:
-            self.report(node, msg)
 
     def visit_Name(self, node: cst.Name) -> None:
         self._check(node)

@@ -8,7 +8,7 @@ from losslint.analysis.captures import captures_for
 from losslint.analysis.index import FuncInfo, StmtInfo
 from losslint.analysis.names import dotted_name
 from losslint.analysis.walk import walk
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 # Functions that build things once by design.
 _BUILDER_NAMES = frozenset({"__init__", "build", "setup", "reset_parameters", "__post_init__", "_build"})
@@ -21,7 +21,7 @@ _TF1_MARKERS = ("placeholder", "Session", "get_variable", "disable_eager_executi
                 "variable_scope")
 
 
-class VariableCreatedInLoss(Rule):
+class VariableCreatedInLoss(ModuleFindingsRule):
     code = "LL503"
     name = "variable-created-in-loss"
     summary = "tf.Variable / layer / model / nn.Parameter created inside the loss body (re-created on every call)"
@@ -59,10 +59,6 @@ class VariableCreatedInLoss(Rule):
         # and include criterion.parameters() in the optimizer
     """
     fix_safety = "No automatic fix: the object has to move to `__init__` or module level and into the optimizer."
-
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self._findings: dict[int, str] | None = None
 
     def _compute(self) -> dict[int, str]:
         index = self.context.index
@@ -106,11 +102,7 @@ class VariableCreatedInLoss(Rule):
         return out
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self._findings is None:
-            self._findings = self._compute()
-        msg = self._findings.get(id(node))
-        if msg is not None:
-            self.report(node, msg)
+        self._check(node)
 
     VALID = [
         Valid("""

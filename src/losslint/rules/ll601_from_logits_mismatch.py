@@ -1,0 +1,226 @@
+"""LL601 from-logits-mismatch: a Keras loss's from_logits flag contradicts the model's final activation."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from losslint.analysis.model_flow import model_flow, pipeline_scope
+from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
+
+
+def _code(node: cst.CSTNode, limit: int = 40) -> str:
+    text = " ".join(cst.Module(body=[]).code_for_node(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FromLogitsMismatch(ModuleFindingsRule):
+    code = "LL601"
+    name = "from-logits-mismatch"
+    summary = "compile() loss's from_logits contradicts the model's final activation (softmax + True, linear + False)"
+    what_it_does = (
+        "Links each `model.compile(loss=...)` to the model it is called on, built in the same module or function "
+        "(`Sequential([...])` and `.add(...)`, the functional `Model(inputs, outputs)`, a same-module `keras.Model` "
+        "subclass's `call`, a same-module builder function), and compares the model's final activation with the "
+        "loss: a softmax or sigmoid output with `from_logits=True`, or a linear output (`Dense(n)` with no "
+        "activation) with a probability loss that assumes probabilities: `from_logits=False`, the default of "
+        "`CategoricalCrossentropy()` and friends, and every string loss such as `\"categorical_crossentropy\"`, "
+        "`\"sparse_categorical_crossentropy\"` and `\"binary_crossentropy\"`."
+    )
+    why_bad = (
+        "With `from_logits=False` Keras treats the outputs as probabilities: it clips them to [1e-7, 1 - 1e-7] and "
+        "renormalises, so logits give a wrong loss and every negative logit is clipped to eps and gets no gradient "
+        "(a measured CE of 0.549 instead of 0.145). With `from_logits=True` on probabilities the softmax/sigmoid is "
+        "applied twice (0.642 instead of 0.145), the loss cannot approach 0 and gradients are squashed. The "
+        "TensorFlow backend of Keras rescues the second case when the probabilities come from a Keras activation "
+        "(it uses the cached logits and warns); the JAX and PyTorch backends, and `tf.nn.softmax` outputs, do not."
+    )
+    example = """\
+        model = keras.Sequential([layers.Dense(64, activation="relu"), layers.Dense(10)])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    """
+    use_instead = """\
+        model = keras.Sequential([layers.Dense(64, activation="relu"), layers.Dense(10)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    """
+    fix_safety = "No automatic fix yet: whether to change the flag or the activation is the user's choice."
+    scoped = False
+
+    def _compute(self) -> dict[int, str]:
+        flow = model_flow(self.context.index)
+        found: dict[int, str] = {}
+        for region in list(flow.regions.values()):
+            for ev in region.events:
+                if ev.kind != "compile":
+                    continue
+                loss = flow.compile_loss(ev, region)
+                if loss is None:
+                    continue
+                out = flow.model_output(region, ev.model, ev.stmt)
+                if out is None:
+                    continue
+                layer = _code(out.node)
+                shown = _code(loss.node)
+                if out.activation in ("softmax", "sigmoid") and loss.from_logits:
+                    found[id(loss.node)] = (
+                        f"`{ev.model}` already ends in a {out.activation} (`{layer}`) but `{shown}` is told "
+                        f"from_logits=True: the {out.activation} is applied a second time, so the loss cannot "
+                        f"approach 0 and its gradients are squashed (Keras' TensorFlow backend silently uses the "
+                        f"cached logits instead, the JAX and PyTorch backends do not); drop from_logits=True or the "
+                        f"final activation")
+                elif out.activation == "linear" and not loss.from_logits:
+                    how = "from_logits=False" if loss.explicit else "from_logits=False by default"
+                    found[id(loss.node)] = (
+                        f"`{ev.model}` ends in a linear layer (`{layer}`) that outputs logits, but `{shown}` "
+                        f"expects probabilities ({how}): Keras clips the logits to [1e-7, 1 - 1e-7] and "
+                        f"renormalises them, so the reported loss is wrong and negative logits get no gradient; use "
+                        f"the loss class with from_logits=True")
+        return found
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        self._visit(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._visit(node)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._visit(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._visit(node)
+
+    def _visit(self, node: cst.CSTNode) -> None:
+        with pipeline_scope(self.context, "model compile()"):
+            self._check(node)
+
+    VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            model = tf.keras.Sequential([
+                tf.keras.layers.Dense(64, activation="relu"),
+                tf.keras.layers.Dense(10),
+            ])
+            model.compile(optimizer="adam",
+                          loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"])
+        """, "the TensorFlow tutorial: logits with from_logits=True"),
+        Valid("""
+            from keras import layers, models
+
+            model = models.Sequential([layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")])
+            model.compile(optimizer="adam", loss="categorical_crossentropy")
+        """, "softmax output with a string loss (probabilities)"),
+        Valid("""
+            import keras
+            from keras import layers
+
+            inputs = keras.Input(shape=(16,))
+            x = layers.Dense(32, activation="relu")(inputs)
+            outputs = layers.Dense(1, activation="sigmoid")(x)
+            model = keras.Model(inputs, outputs)
+            model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy())
+        """, "functional sigmoid output, default from_logits=False"),
+        Valid("""
+            import tensorflow as tf
+
+            model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+            model.compile(optimizer="adam", loss="mse")
+        """, "a regression: linear output and mse"),
+        Valid("""
+            import tensorflow as tf
+
+            model = tf.keras.Sequential()
+            model.add(tf.keras.layers.Dense(10))
+            model.add(tf.keras.layers.Activation("softmax"))
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        """, "a softmax layer added after the logits"),
+        Valid("""
+            import tensorflow as tf
+
+            base = tf.keras.applications.MobileNetV2(include_top=False)
+            model = tf.keras.Sequential([base, tf.keras.layers.Dense(10)])
+            model.compile(optimizer="adam", loss="categorical_crossentropy")
+        """, "a model whose layers are not all known is not judged"),
+        Valid("""
+            import tensorflow as tf
+
+            def build(n):
+                model = tf.keras.Sequential([tf.keras.layers.Dense(n, activation="softmax")])
+                model.compile(loss=tf.keras.losses.CategoricalCrossentropy(from_logits=False))
+                return model
+        """, "explicit from_logits=False with a softmax output"),
+    ]
+    INVALID = [
+        Invalid("""
+            import tensorflow as tf
+
+            model = tf.keras.Sequential([
+                tf.keras.layers.Flatten(input_shape=(28, 28)),
+                tf.keras.layers.Dense(128, activation="relu"),
+                tf.keras.layers.Dense(10),
+            ])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        """, "LL601", 8, "linear Dense(10) with a string probability loss"),
+        Invalid("""
+            from keras.models import Sequential
+            from keras.layers import Dense
+            from keras.losses import SparseCategoricalCrossentropy
+
+            model = Sequential()
+            model.add(Dense(64, activation="relu"))
+            model.add(Dense(10, activation="softmax"))
+            model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(from_logits=True))
+        """, "LL601", 8, "softmax output with from_logits=True (Keras 2 .add)"),
+        Invalid("""
+            import keras
+            from keras import layers
+
+            inputs = keras.Input(shape=(16,))
+            x = layers.Dense(32, activation="relu")(inputs)
+            outputs = layers.Dense(1, activation="sigmoid")(x)
+            model = keras.Model(inputs=inputs, outputs=outputs)
+            model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        """, "LL601", 8, "Keras 3 functional sigmoid output with from_logits=True"),
+        Invalid("""
+            import tensorflow as tf
+
+            loss_fn = tf.keras.losses.CategoricalCrossentropy()
+            model = tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(5)])
+            model.compile(optimizer="adam", loss=loss_fn)
+        """, "LL601", 5, "a loss object bound to a name first, default from_logits=False"),
+        Invalid("""
+            import tensorflow as tf
+
+            class Classifier(tf.keras.Model):
+                def __init__(self):
+                    super().__init__()
+                    self.hidden = tf.keras.layers.Dense(64, activation="relu")
+                    self.out = tf.keras.layers.Dense(10)
+
+                def call(self, x):
+                    return self.out(self.hidden(x))
+
+            model = Classifier()
+            model.compile(optimizer="adam", loss="categorical_crossentropy")
+        """, "LL601", 13, "subclassed model whose call returns logits"),
+        Invalid("""
+            import tensorflow as tf
+            from tensorflow import keras
+
+            def build_model():
+                model = keras.Sequential([keras.layers.Dense(32, activation="relu"), keras.layers.Dense(3)])
+                return model
+
+            model = build_model()
+            model.compile("adam", keras.losses.categorical_crossentropy)
+        """, "LL601", 9, "a builder function; the functional loss positional"),
+        Invalid("""
+            import tensorflow as tf
+
+            inp = tf.keras.Input((8,))
+            logits = tf.keras.layers.Dense(4)(inp)
+            probs = tf.nn.softmax(logits)
+            model = tf.keras.Model(inp, probs)
+            model.compile(loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True), optimizer="adam")
+        """, "LL601", 7, "tf.nn.softmax output (no Keras rescue) with from_logits=True"),
+    ]

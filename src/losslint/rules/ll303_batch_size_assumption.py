@@ -1,0 +1,415 @@
+"""LL303 batch-size-assumption: a traced Keras/TF loss that reads the batch size as a Python number, hard-codes it,
+or branches in Python on a tensor."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from losslint.analysis.index import FuncInfo, StmtInfo, function_named
+from losslint.analysis.names import dotted_name
+from losslint.analysis.reductions import keras_called_losses
+from losslint.rules.base import Invalid, Rule, Valid
+
+_BATCH_CONST_RE = re.compile(r"batch", re.IGNORECASE)
+_PY_VALUED_OPS = frozenset({"epsilon", "finfo"})
+
+
+class BatchSizeAssumption(Rule):
+    code = "LL303"
+    name = "batch-size-assumption"
+    summary = "y_pred.shape[0], a hard-coded BATCH_SIZE or a Python `if` on a tensor inside a traced loss"
+    what_it_does = (
+        "Inside a loss TensorFlow traces - one Keras calls (passed to `compile`, a Keras `Loss` subclass's `call`, "
+        "wrapped by `LossFunctionWrapper`) and the same-module helpers it calls - finds: "
+        "`y_pred.shape[0]` / `get_shape()[0]` / `len(y_true)` of an input used as a number; a module-level batch-size "
+        "constant (`BATCH_SIZE = 32`) used in the loss's arithmetic or shapes; and a Python `if` / `while` / "
+        "conditional expression / `and` / `or` / `not` whose condition is a tensor computed by a framework op. "
+        "PyTorch, JAX and custom training loops are not reported: eager shapes are numbers, and `@tf.function` traces "
+        "with the concrete batch size and autograph-converts Python `if` on tensors."
+    )
+    why_bad = (
+        "Keras traces the loss with an unknown batch dimension as soon as batches differ in size (a dataset whose "
+        "size is not a multiple of the batch size, `tf.data` input; keras-team/keras#19732), so `y_pred.shape[0]` "
+        "is `None` and the arithmetic fails (\"None values not supported\"), and `len(y_true)` raises; code that "
+        "worked on one dataset breaks on the next. A hard-coded `BATCH_SIZE` is silently wrong for every batch of another size: the "
+        "last, partial batch of each epoch and any `evaluate`/`predict` batch size. A Python `if` on a symbolic "
+        "tensor raises `OperatorNotAllowedInGraphError` (\"Using a symbolic `tf.Tensor` as a Python `bool` is not "
+        "allowed\")."
+    )
+    example = """\
+        def custom_loss(y_true, y_pred):
+            n = y_pred.shape[0]
+            return tf.reduce_sum(tf.square(y_true - y_pred)) / n
+    """
+    use_instead = """\
+        def custom_loss(y_true, y_pred):
+            n = tf.cast(tf.shape(y_pred)[0], y_pred.dtype)     # a tensor, known at run time
+            return tf.reduce_sum(tf.square(y_true - y_pred)) / n
+        # a branch on a tensor: tf.where / tf.cond (keras.ops.where / keras.ops.cond)
+    """
+    fix_safety = "No automatic fix yet (`tf.shape(x)[0]` for the batch size, `tf.where`/`tf.cond` for branches)."
+    frameworks = ("tensorflow", "keras")
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self._traced: dict[int, str] | None = None
+
+    # ---- which functions are traced ---------------------------------------------------------------------------
+    def _traced_funcs(self) -> dict[int, str]:
+        if self._traced is not None:
+            return self._traced
+        index = self.context.index
+        out: dict[int, str] = {}
+        roots: list[FuncInfo] = [f for f, _ in keras_called_losses(index, self.context.scopes).values()]
+        frontier = roots
+        for f in roots:
+            out[id(f.node)] = f.qualname
+        for _ in range(3):
+            nxt: list[FuncInfo] = []
+            for f in frontier:
+                for call, stmt in f.calls:
+                    callee = function_named(index, call.func, stmt)
+                    if callee is not None and id(callee.node) not in out and callee.returns:
+                        out[id(callee.node)] = callee.qualname
+                        nxt.append(callee)
+            frontier = nxt
+        self._traced = out
+        return out
+
+    def _in_traced(self) -> FuncInfo | None:
+        stmt = self.stmt
+        f = stmt.func if stmt is not None else None
+        if f is None or id(f.node) not in self._traced_funcs():
+            return None
+        return f
+
+    # ---- shape[0] -----------------------------------------------------------------------------------------------
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+            return
+        idx = node.slice[0].slice.value
+        if not (isinstance(idx, cst.Integer) and idx.value == "0"):
+            return
+        base = node.value
+        if isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value == "as_list":
+            base = base.func.value
+        if isinstance(base, cst.Attribute) and base.attr.value == "shape":
+            tensor = base.value
+        elif isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) \
+                and base.func.attr.value == "get_shape":
+            tensor = base.func.value
+        else:
+            return
+        func = self._in_traced()
+        if func is None or not self._is_input(tensor, func) or self._none_checked(func, node):
+            return
+        self.report(node, f"`{self.source_of(node)}` is the batch size as a Python number, but Keras traces "
+                          f"`{func.qualname}` with an unknown batch dimension whenever batches differ in size (a "
+                          f"partial last batch): it is None there and the loss fails (\"None values not supported\"); "
+                          f"use `tf.shape({self.source_of(tensor, 20)})[0]`")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "len" and len(node.args) == 1:
+            func = self._in_traced()
+            if func is not None and self._is_input(node.args[0].value, func) \
+                    and not self._structured(func, self.source_of(node.args[0].value)):
+                self.report(node, f"`{self.source_of(node)}` asks a symbolic tensor for its length inside "
+                                  f"`{func.qualname}`, which Keras traces with an unknown batch dimension whenever batches "
+                                  f"differ in size: it raises; "
+                                  f"use `tf.shape({self.source_of(node.args[0].value, 20)})[0]`")
+
+    def _is_input(self, tensor: cst.BaseExpression, func: FuncInfo) -> bool:
+        name = dotted_name(tensor)
+        if name is None or "." in name:
+            return False
+        params = {p.name for p in func.params if p.position >= 0}
+        if name in params:
+            return True
+        from losslint.analysis.names import names_in
+        seen: set[str] = set()
+        work = [name]
+        while work:
+            n = work.pop()
+            if n in seen or len(seen) > 100:
+                continue
+            seen.add(n)
+            if n in params:
+                return True
+            for d in func.defs.get(n, []):
+                if d.value is not None and d.kind == "assign" and self._tensor_expr(d.value):
+                    work.extend(names_in(d.value))
+        return False
+
+    def _tensor_expr(self, expr: cst.BaseExpression) -> bool:
+        """Arithmetic or a framework op: `tree.flatten(y_true)` or `list(y_pred)` is a Python structure."""
+        if isinstance(expr, cst.Call):
+            return self.op_of(expr) is not None
+        if isinstance(expr, (cst.BinaryOperation, cst.UnaryOperation, cst.Name, cst.Subscript)):
+            return True
+        return False
+
+    def _structured(self, func: FuncInfo, name: str) -> bool:
+        """The function treats its inputs as nested structures (multi-output losses), where len() is a count."""
+        code = self.context.code_for(func.node)
+        return "tree." in code or "nest." in code or "hasattr(" in code or f"isinstance({name}" in code
+
+    def _none_checked(self, func: FuncInfo, node: cst.CSTNode) -> bool:
+        code = self.context.code_for(func.node)
+        shown = self.context.code_for(node).strip()
+        if f"{shown} is None" in code or f"{shown} is not None" in code or f"{shown} or " in code:
+            return True
+        stmt = self.stmt
+        if stmt is not None and isinstance(stmt.node, cst.SimpleStatementLine):
+            for small in stmt.node.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1 \
+                        and isinstance(small.targets[0].target, cst.Name):
+                    n = small.targets[0].target.value
+                    if re.search(rf"\b{re.escape(n)} is (not )?None\b", code):
+                        return True
+        return False
+
+    # ---- BATCH_SIZE constants -------------------------------------------------------------------------------------
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        for side in (node.left, node.right):
+            if isinstance(side, cst.Name):
+                self._batch_const(side)
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        v = node.value
+        if isinstance(v, (cst.List, cst.Tuple)):
+            for el in v.elements:
+                if isinstance(el.value, cst.Name):
+                    self._batch_const(el.value)
+
+    def _batch_const(self, name: cst.Name) -> None:
+        n = name.value
+        if not _BATCH_CONST_RE.search(n) or "global" in n.lower():
+            return
+        func = self._in_traced()
+        if func is None or n in func.defs:
+            return
+        defs = self.context.index.module_defs.get(n, [])
+        if len(defs) != 1 or not isinstance(defs[0].value, cst.Integer):
+            return
+        self.report(name, f"`{n}` hard-codes the batch size ({defs[0].value.value}) in `{func.qualname}`: every "
+                          f"batch of another size - the last, partial batch of each epoch, evaluate/predict batches - "
+                          f"is computed with the wrong count; use `tf.shape(y_pred)[0]`, or a mean")
+
+    # ---- Python control flow on tensors ---------------------------------------------------------------------------
+    def visit_If(self, node: cst.If) -> None:
+        self._condition(node.test, "`if`")
+
+    def visit_While(self, node: cst.While) -> None:
+        self._condition(node.test, "`while`")
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._condition(node.test, "a conditional expression")
+
+    def _condition(self, test: cst.BaseExpression, what: str) -> None:
+        func = self._in_traced()
+        if func is None:
+            return
+        stmt = self.stmt
+        if stmt is None or not self._tensor_valued(test, func, stmt, 0):
+            return
+        self.report(test, f"Python {what} on the tensor `{self.source_of(test)}` inside `{func.qualname}`, which "
+                          f"TensorFlow traces: a symbolic tensor has no truth value and the loss raises "
+                          f"OperatorNotAllowedInGraphError at the first fit(); use tf.where / tf.cond (keras.ops.where "
+                          f"/ keras.ops.cond)")
+
+    def _tensor_valued(self, expr: cst.BaseExpression, func: FuncInfo, stmt: StmtInfo, depth: int) -> bool:
+        if depth > 4:
+            return False
+        if isinstance(expr, cst.Comparison):
+            if any(isinstance(c.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for c in expr.comparisons):
+                return False
+            return self._tensor_valued(expr.left, func, stmt, depth + 1) or any(
+                self._tensor_valued(c.comparator, func, stmt, depth + 1) for c in expr.comparisons)
+        if isinstance(expr, cst.BooleanOperation):
+            return self._tensor_valued(expr.left, func, stmt, depth + 1) or \
+                self._tensor_valued(expr.right, func, stmt, depth + 1)
+        if isinstance(expr, cst.UnaryOperation):
+            return self._tensor_valued(expr.expression, func, stmt, depth + 1)
+        if isinstance(expr, cst.BinaryOperation):
+            return self._tensor_valued(expr.left, func, stmt, depth + 1) or \
+                self._tensor_valued(expr.right, func, stmt, depth + 1)
+        if isinstance(expr, cst.Subscript):
+            return self._tensor_valued(expr.value, func, stmt, depth + 1)
+        if isinstance(expr, cst.Call):
+            op = self.op_of(expr)
+            if op is None or op.is_method or op.name in _PY_VALUED_OPS:
+                return False
+            if op.framework not in ("tensorflow", "keras"):
+                return False
+            if op.name == "shape" and "keras.ops" in op.qualified:
+                return False  # keras.ops.shape is a tuple of Python ints (None for the batch)
+            return True
+        if isinstance(expr, cst.Name):
+            defs = [d for d in func.defs.get(expr.value, []) if d.stmt is not None and d.stmt.index < stmt.index]
+            if len(defs) == 1 and defs[0].kind == "assign" and defs[0].value is not None and defs[0].stmt is not None:
+                return self._tensor_valued(defs[0].value, func, defs[0].stmt, depth + 1)
+        return False
+
+    VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                n = tf.cast(tf.shape(y_pred)[0], y_pred.dtype)
+                return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1) * 0 + tf.reduce_sum(y_pred) / n
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "tf.shape(x)[0]: a tensor known at run time"),
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                if y_pred.shape[-1] == 1:
+                    y_pred = tf.squeeze(y_pred, -1)
+                return tf.square(y_true - y_pred)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "static non-batch dimensions are Python ints"),
+        Valid("""
+            import torch
+
+            def loss_fn(pred, target):
+                n = pred.shape[0]
+                return ((pred - target) ** 2).sum() / n
+        """, "PyTorch: shapes are numbers"),
+        Valid("""
+            import tensorflow as tf
+
+            BATCH_SIZE = 64
+
+            def custom_loss(y_true, y_pred):
+                return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+            model.fit(x, y, batch_size=BATCH_SIZE)
+        """, "the constant is used for fit(), not inside the loss"),
+        Valid("""
+            import tensorflow as tf
+
+            GLOBAL_BATCH_SIZE = 256
+
+            @tf.function
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    per_example = loss_object(y, model(x))
+                    loss = tf.reduce_sum(per_example) / GLOBAL_BATCH_SIZE
+                return tape.gradient(loss, model.trainable_variables)
+        """, "distributed custom loop: dividing by the global batch size is the documented recipe"),
+        Valid("""
+            import keras
+            from keras import ops
+
+            class Focal(keras.losses.Loss):
+                def __init__(self, gamma=2.0, from_logits=False):
+                    super().__init__()
+                    self.gamma = gamma
+                    self.from_logits = from_logits
+
+                def call(self, y_true, y_pred):
+                    if self.from_logits:
+                        y_pred = ops.sigmoid(y_pred)
+                    p_t = ops.where(ops.equal(y_true, 1), y_pred, 1 - y_pred)
+                    return -ops.mean((1 - p_t) ** self.gamma * ops.log(p_t + 1e-7), axis=-1)
+        """, "if on a Python attribute; ops.where for the tensor branch"),
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                n = y_pred.shape[0]
+                if n is None:
+                    n = tf.shape(y_pred)[0]
+                return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1) / tf.cast(n, tf.float32)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "static shape with a None fallback"),
+        Valid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                if len(y_pred.shape) == 3:
+                    y_pred = tf.reduce_mean(y_pred, axis=1)
+                return tf.square(y_true - y_pred)
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "the rank is static"),
+    ]
+    INVALID = [
+        Invalid("""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                n = y_pred.shape[0]
+                return tf.reduce_sum(tf.square(y_true - y_pred)) / n
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """, "LL303", 4, "y_pred.shape[0] is None while Keras traces"),
+        Invalid("""
+            from tensorflow.keras import backend as K
+
+            BATCH_SIZE = 32
+
+            def spearman_loss(y_true, y_pred):
+                d = K.square(y_true - y_pred)
+                return 1 - 6 * K.sum(d) / (BATCH_SIZE * (BATCH_SIZE ** 2 - 1))
+
+            model.compile(optimizer="adam", loss=spearman_loss)
+        """, "LL303", 7, "tensorflow/tensorflow#35713: a BATCH_SIZE constant in the formula"),
+        Invalid("""
+            import tensorflow as tf
+
+            def dice_loss(y_true, y_pred):
+                if tf.reduce_sum(y_true) == 0:
+                    return tf.reduce_mean(y_pred, axis=-1)
+                inter = tf.reduce_sum(y_true * y_pred, axis=-1)
+                return 1 - 2 * inter / (tf.reduce_sum(y_true + y_pred, axis=-1) + 1e-7)
+
+            model.compile(optimizer="adam", loss=dice_loss)
+        """, "LL303", 4, "Python if on a tensor in a compiled loss"),
+        Invalid("""
+            import keras
+            import tensorflow as tf
+
+            class PairLoss(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    batch = y_pred.get_shape().as_list()[0]
+                    y_pred = tf.reshape(y_pred, [batch, -1])
+                    return tf.reduce_mean(tf.square(tf.reshape(y_true, [batch, -1]) - y_pred), axis=-1)
+        """, "LL303", 6, "get_shape().as_list()[0] in a Keras Loss subclass"),
+        Invalid("""
+            import tensorflow as tf
+
+            BATCH_SIZE = 16
+
+            class Contrastive(tf.keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    sim = tf.matmul(y_pred, y_pred, transpose_b=True)
+                    return tf.reshape(sim, [BATCH_SIZE, BATCH_SIZE])[:, 0] - tf.reduce_mean(y_true, axis=-1)
+        """, "LL303", 8, "a reshape to a hard-coded batch size"),
+        Invalid("""
+            import tensorflow as tf
+
+            def _weights(y_true):
+                return 2.0 if tf.reduce_mean(y_true) > 0.5 else 1.0
+
+            def weighted_mse(y_true, y_pred):
+                return _weights(y_true) * tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+            model.compile(optimizer="adam", loss=weighted_mse)
+        """, "LL303", 4, "conditional expression on a tensor in a helper of a compiled loss"),
+        Invalid("""
+            import tensorflow as tf
+
+            def contrastive_loss(y_true, y_pred):
+                n = len(y_true)
+                return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1) / n
+
+            model.compile(optimizer="adam", loss=contrastive_loss)
+        """, "LL303", 4, "len() of a symbolic tensor in a compiled loss"),
+    ]

@@ -22,8 +22,11 @@ class SingleUnitSoftmax(ModuleFindingsRule):
     )
     why_bad = (
         "Softmax normalises over the axis: over a single value it is exp(z) / exp(z) = 1 for every input. The model "
-        "predicts 1.0 for every sample, the loss is constant and every gradient through it is exactly 0, so the "
-        "network never learns; accuracy stays at the share of the positive class (keras-team/keras#500, #1261)."
+        "predicts 1.0 for every sample, so predictions, metrics and accuracy are useless (accuracy stays at the share "
+        "of the positive class), and a loss computed from the output gets exactly 0 gradient through it, so the "
+        "network never learns (keras-team/keras#500, #1261). One exception hides the bug: Keras' TensorFlow backend "
+        "computes `binary_crossentropy` from the cached pre-activation logits, so training shows a moving loss while "
+        "every prediction is still 1.0."
     )
     example = """\
         model = keras.Sequential([layers.Dense(32, activation="relu"), layers.Dense(1, activation="softmax")])

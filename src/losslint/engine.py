@@ -72,8 +72,10 @@ class RuleContext:
     def code_for(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
-    def report(self, rule: Rule, node: cst.CSTNode, message: str, fix: FixSpec | None = None) -> None:
-        self.reports.append(_Report(rule, node, message, self.scope, fix))
+    def report(self, rule: Rule, node: cst.CSTNode, message: str, fix: FixSpec | None = None,
+               fallback_scope: Scope | None = None) -> None:
+        # Rules that look beyond loss scopes (training loops, pipelines) name the scope they found the code in.
+        self.reports.append(_Report(rule, node, message, self.scope or fallback_scope, fix))
 
 
 class _Dispatcher:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import libcst as cst
 
 from losslint.analysis.calls import later_arg, positional
-from losslint.analysis.facts import (ANY, INF, Facts, Value, _add, _called_name, _div, _first_operand, _literal,
+from losslint.analysis.facts import (ANY, INF, Facts, Value, _add, _called_name, _first_operand, _literal,
                                      _mul, _neg, _pow, _unary, assigned_value, const, hull)
 from losslint.analysis.index import StmtInfo
 

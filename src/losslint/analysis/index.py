@@ -185,7 +185,7 @@ class ModuleIndex:
     def _compound(self, node: cst.CSTNode) -> None:
         self._enter_stmt(node)
 
-    visit_For = visit_While = visit_Try = visit_Match = _compound  # type: ignore[assignment]
+    visit_While = visit_Try = visit_Match = _compound  # type: ignore[assignment]
 
     def visit_If(self, node: cst.If) -> None:
         self._compound(node)

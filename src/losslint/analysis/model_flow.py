@@ -19,8 +19,6 @@ branch only counts for the code that branch encloses, so nothing is inferred acr
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -28,7 +26,6 @@ import libcst as cst
 from losslint.analysis.calls import kwarg, positional
 from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo
 from losslint.analysis.names import dotted_name, names_in
-from losslint.analysis.scopes import Scope
 from losslint.analysis.walk import walk
 
 _KERAS_ROOTS = ("keras.", "tensorflow.keras.", "tensorflow.python.keras.", "tf_keras.", "tensorflow.compat.v1.keras.",
@@ -569,20 +566,7 @@ def read_only_use(stmt: StmtInfo, model: str) -> bool:
     return not found_other
 
 
-@contextmanager
-def pipeline_scope(context, description: str) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Report a pipeline finding (outside every loss scope) under a named scope: the model pipeline it concerns."""
-    if context.scope is not None:
-        yield
-        return
-    context.scope_stack.append(Scope("pipeline", description))
-    try:
-        yield
-    finally:
-        context.scope_stack.pop()
-
-
-__all__ = ["pipeline_scope", "EVALUATION", "Event", "INFERENCE", "LossInfo", "ModelFlow", "Output", "Region", "TRAINING",
+__all__ = ["EVALUATION", "Event", "INFERENCE", "LossInfo", "ModelFlow", "Output", "Region", "TRAINING",
            "first_input", "model_flow", "read_only_use"]
 
 

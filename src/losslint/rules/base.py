@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from losslint.analysis.facts import Value
     from losslint.analysis.index import StmtInfo
     from losslint.analysis.ops import Op
+    from losslint.analysis.scopes import Scope
     from losslint.engine import RuleContext
 
 
@@ -94,6 +95,8 @@ class Rule:
     frameworks: ClassVar[tuple[str, ...]] = ("tensorflow", "keras", "torch", "jax", "numpy")
     # Numeric rules look only inside loss scopes; pipeline rules look at the whole module.
     scoped: ClassVar[bool] = True
+    # For unscoped rules: what a finding outside every loss scope is "in" (e.g. "model compile()").
+    outside_scope: ClassVar[str | None] = None
     # Options users may set under [tool.losslint.rules.LLxxx], with their defaults (the type is enforced).
     options: ClassVar[dict[str, object]] = {}
     VALID: ClassVar[list[Valid]] = []
@@ -103,8 +106,14 @@ class Rule:
         self.context = context
 
     # ---- helpers for subclasses ------------------------------------------------------------------------------
-    def report(self, node: cst.CSTNode, message: str, fix: FixSpec | None = None) -> None:
-        self.context.report(self, node, message, fix)
+    def report(self, node: cst.CSTNode, message: str, fix: FixSpec | None = None,
+               fallback_scope: "Scope | None" = None) -> None:
+        """Report `node`; outside every loss scope the finding names `fallback_scope` (or `outside_scope`)."""
+        if fallback_scope is None and self.outside_scope is not None:
+            from losslint.analysis.scopes import Scope
+
+            fallback_scope = Scope("pipeline", self.outside_scope)
+        self.context.report(self, node, message, fix, fallback_scope)
 
     def op_of(self, call: cst.Call) -> "Op | None":
         return self.context.index.op_of(call)

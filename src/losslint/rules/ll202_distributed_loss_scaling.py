@@ -118,15 +118,7 @@ class DistributedLossScaling(Rule):
         if found is None:
             return
         msg, scope = found
-        stack = self.context.scope_stack
-        pushed = self.context.scope is None
-        if pushed:
-            stack.append(scope)
-        try:
-            self.report(node, msg)
-        finally:
-            if pushed:
-                stack.pop()
+        self.report(node, msg, fallback_scope=scope)
 
     VALID = [
         Valid("""

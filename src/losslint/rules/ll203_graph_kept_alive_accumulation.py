@@ -171,15 +171,7 @@ class GraphKeptAliveAccumulation(Rule):
 
     def _report_in_loop(self, node: cst.CSTNode, message: str, loop: Loop) -> None:
         where = f" in `{loop.stmt.func.qualname}`" if loop.stmt.func is not None else ""
-        stack = self.context.scope_stack
-        pushed = self.context.scope is None
-        if pushed:
-            stack.append(Scope("backward", f"training loop{where}"))
-        try:
-            self.report(node, message)
-        finally:
-            if pushed:
-                stack.pop()
+        self.report(node, message, fallback_scope=Scope("backward", f"training loop{where}"))
 
     VALID = [
         Valid("""

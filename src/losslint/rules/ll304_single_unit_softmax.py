@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.model_flow import model_flow, pipeline_scope
+from losslint.analysis.model_flow import model_flow
 from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 
@@ -39,6 +39,7 @@ class SingleUnitSoftmax(ModuleFindingsRule):
     """
     fix_safety = "No automatic fix yet: sigmoid + binary cross-entropy or two softmax units both change the model."
     scoped = False
+    outside_scope = "model definition"
 
     def _compute(self) -> dict[int, str]:
         out = {}
@@ -48,8 +49,7 @@ class SingleUnitSoftmax(ModuleFindingsRule):
         return out
 
     def visit_Call(self, node: cst.Call) -> None:
-        with pipeline_scope(self.context, "model definition"):
-            self._check(node)
+        self._check(node)
 
     VALID = [
         Valid("""

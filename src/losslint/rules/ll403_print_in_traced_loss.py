@@ -76,15 +76,8 @@ class PrintInTracedLoss(Rule):
         message = (f"print() inside {why} runs once, while TensorFlow traces it: it shows a symbolic tensor, not "
                    f"the values at each step; use tf.print")
         fix = self._fix(node, why) if not _training_step(stmt.func.node) else None
-        if self.context.scope is not None:
-            self.report(node, message, fix)
-            return
         f = stmt.func
-        self.context.scope_stack.append(Scope("traced", f"`{f.qualname}` (traced by tf.function)", f))
-        try:
-            self.report(node, message, fix)
-        finally:
-            self.context.scope_stack.pop()
+        self.report(node, message, fix, fallback_scope=Scope("traced", f"`{f.qualname}` (traced by tf.function)", f))
 
     def _fix(self, node: cst.Call, why: str) -> FixSpec | None:
         # tf.print takes the same positional arguments, sep and end, and output_stream for sys.stdout / sys.stderr;

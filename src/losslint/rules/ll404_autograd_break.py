@@ -92,16 +92,7 @@ class AutogradBreak(Rule):
             message = (f"`requires_grad = True` on `{tensor.value}`, which has no gradient path from the model: it "
                        f"silences the backward() error, but no parameter ever receives a gradient; compute the loss "
                        f"with torch ops on the model's output instead")
-            scope = self.context.scope or self._scope_of(roots[0])
-            stack = self.context.scope_stack
-            pushed = self.context.scope is None and scope is not None
-            if pushed:
-                stack.append(scope)
-            try:
-                self.report(node, message)
-            finally:
-                if pushed:
-                    stack.pop()
+            self.report(node, message, fallback_scope=self._scope_of(roots[0]))
 
     def _scope_of(self, root):  # type: ignore[no-untyped-def]
         scopes = self.context.scopes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.model_flow import model_flow, pipeline_scope
+from losslint.analysis.model_flow import model_flow
 from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 
@@ -44,6 +44,7 @@ class FromLogitsMismatch(ModuleFindingsRule):
     """
     fix_safety = "No automatic fix yet: whether to change the flag or the activation is the user's choice."
     scoped = False
+    outside_scope = "model compile()"
 
     def _compute(self) -> dict[int, str]:
         flow = model_flow(self.context.index)
@@ -89,8 +90,7 @@ class FromLogitsMismatch(ModuleFindingsRule):
         self._visit(node)
 
     def _visit(self, node: cst.CSTNode) -> None:
-        with pipeline_scope(self.context, "model compile()"):
-            self._check(node)
+        self._check(node)
 
     VALID = [
         Valid("""

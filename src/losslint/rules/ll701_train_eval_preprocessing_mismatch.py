@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.calls import kwarg
-from losslint.analysis.model_flow import INFERENCE, TRAINING, call_text, first_input, model_flow, pipeline_scope
+from losslint.analysis.model_flow import INFERENCE, TRAINING, call_text, first_input, model_flow
 from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 _WORDS = (("normalised", "unnormalised"), ("centred", "uncentred"), ("scaled", "unscaled"),
@@ -49,6 +49,7 @@ class TrainEvalPreprocessingMismatch(ModuleFindingsRule):
     """
     fix_safety = "No automatic fix yet: the transform must reuse the training statistics."
     scoped = False
+    outside_scope = "model train/evaluate data flow"
 
     def _compute(self) -> dict[int, str]:
         flow = model_flow(self.context.index)
@@ -111,8 +112,7 @@ class TrainEvalPreprocessingMismatch(ModuleFindingsRule):
         return False
 
     def visit_Name(self, node: cst.Name) -> None:
-        with pipeline_scope(self.context, "model train/evaluate data flow"):
-            self._check(node)
+        self._check(node)
 
     VALID = [
         Valid("""

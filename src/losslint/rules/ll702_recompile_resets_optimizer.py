@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from losslint.analysis.calls import kwarg, positional
-from losslint.analysis.model_flow import TRAINING, _prefix, call_text, model_flow, pipeline_scope, same_args
+from losslint.analysis.model_flow import TRAINING, _prefix, call_text, model_flow, same_args
 from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
 
 
@@ -57,6 +57,7 @@ class RecompileResetsOptimizer(ModuleFindingsRule):
     """
     fix_safety = "No automatic fix yet: a fresh model or keeping the optimizer are different intentions."
     scoped = False
+    outside_scope = "model training sequence"
 
     def _compute(self) -> dict[int, str]:
         flow = model_flow(self.context.index)
@@ -94,8 +95,7 @@ class RecompileResetsOptimizer(ModuleFindingsRule):
         return found
 
     def visit_Call(self, node: cst.Call) -> None:
-        with pipeline_scope(self.context, "model training sequence"):
-            self._check(node)
+        self._check(node)
 
     VALID = [
         Valid("""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.model_flow import EVALUATION, call_text, model_flow, pipeline_scope, read_only_use, same_args
+from losslint.analysis.model_flow import EVALUATION, call_text, model_flow, read_only_use, same_args
 from losslint.analysis.names import names_in
 from losslint.analysis.walk import walk
 from losslint.rules.base import Invalid, ModuleFindingsRule, Valid
@@ -80,6 +80,7 @@ class DuplicateEvaluation(ModuleFindingsRule):
     """
     fix_safety = "No automatic fix yet: the missing measurement has to be taken where the training happens."
     scoped = False
+    outside_scope = "model evaluation sequence"
 
     def _compute(self) -> dict[int, str]:
         flow = model_flow(self.context.index)
@@ -113,8 +114,7 @@ class DuplicateEvaluation(ModuleFindingsRule):
         return found
 
     def visit_Call(self, node: cst.Call) -> None:
-        with pipeline_scope(self.context, "model evaluation sequence"):
-            self._check(node)
+        self._check(node)
 
     VALID = [
         Valid("""

@@ -88,16 +88,9 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
 
     def report(self, node: cst.CSTNode, message: str, fix=None) -> None:  # type: ignore[no-untyped-def]
         """A training step is not a loss function: when the walk is outside every loss scope, name the step."""
-        if self.context.scope is not None:
-            super().report(node, message, fix)
-            return
         stmt = self.stmt
         where = f"`{stmt.func.qualname}`" if stmt is not None and stmt.func is not None else "module level"
-        self.context.scope_stack.append(Scope("training-step", f"training step at {where}"))
-        try:
-            super().report(node, message, fix)
-        finally:
-            self.context.scope_stack.pop()
+        super().report(node, message, fix, fallback_scope=Scope("training-step", f"training step at {where}"))
 
     # ---- analysis ---------------------------------------------------------------------------------------------
     def _compute(self) -> dict[int, str]:

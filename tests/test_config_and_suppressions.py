@@ -114,3 +114,14 @@ def test_warn_unused_ignores(run_cli, tmp_path: Path):
     import jsonschema
 
     jsonschema.validate(doc, schema())
+
+
+def test_force_exclude_applies_exclude_to_files_named_explicitly(run_cli, tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text('[tool.losslint]\nexclude = ["vendor/"]\n')
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "v.py").write_text(BUGGY)
+    named = str(tmp_path / "vendor" / "v.py")
+    assert run_cli("check", named).returncode == 1  # named explicitly: linted, as Ruff does
+    proc = run_cli("check", "--force-exclude", "--format", "json", named)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["files"] == []
+    assert run_cli("check", str(tmp_path)).returncode == 0  # walking honours exclude anyway

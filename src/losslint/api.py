@@ -107,8 +107,8 @@ def lint_paths(paths: list[str], settings: Settings | Overrides | None = None, j
     candidates: list[Candidate] = []
     for raw in paths:
         root_settings = settings if isinstance(settings, Settings) else settings_for(raw, settings)
-        excl = root_settings.exclude
-        candidates.extend(discover([raw], excl))
+        force = isinstance(settings, Overrides) and settings.force_exclude
+        candidates.extend(discover([raw], root_settings.exclude, force_exclude=force, root=root_settings.root))
     results: list[FileResult | None] = [None] * len(candidates)
     todo: list[int] = []
     work: list[tuple[str, tuple[str, ...], dict[str, Severity], bool]] = []

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     check.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
     check.add_argument("--show-fixes", action="store_true", help="show each fix's edits under its finding")
+    check.add_argument("--force-exclude", action="store_true",
+                       help="apply `exclude` to files named on the command line too (for pre-commit)")
     check.add_argument("--warn-unused-ignores", action="store_true",
                        help="report suppression comments that suppress nothing (as LL000 unused-suppression)")
     check.add_argument("--statistics", action="store_true",
@@ -61,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("--exclude", type=_csv, action="extend", default=[])
     fix.add_argument("--config", help="use this pyproject.toml / losslint.toml instead of the nearest one")
     fix.add_argument("--jobs", type=int, default=None)
+    fix.add_argument("--force-exclude", action="store_true",
+                     help="apply `exclude` to files named on the command line too (for pre-commit)")
     fix.add_argument("--quiet", action="store_true", help="print only the summary")
 
     rule = sub.add_parser("rule", help="print a rule's page")
@@ -107,6 +111,7 @@ def _check(args: argparse.Namespace) -> int:
         exclude=tuple(args.exclude),
         config=args.config,
         warn_unused_ignores=args.warn_unused_ignores,
+        force_exclude=args.force_exclude,
     )
     if args.show_settings:
         return _show_settings(args.paths[0] if args.paths != ["-"] else args.stdin_filename, overrides)
@@ -156,7 +161,8 @@ def _fix(args: argparse.Namespace) -> int:
     from losslint.outputs.text import print_text
 
     overrides = Overrides(select=tuple(args.select) if args.select else None, extend_select=tuple(args.extend_select),
-                          ignore=tuple(args.ignore), exclude=tuple(args.exclude), config=args.config)
+                          ignore=tuple(args.ignore), exclude=tuple(args.exclude), config=args.config,
+                          force_exclude=args.force_exclude)
     outcomes, results = fix_paths(args.paths, overrides, unsafe=args.unsafe_fixes, confirm=not args.no_confirm,
                                   jobs=args.jobs)
     console = Console(highlight=False, soft_wrap=True)

@@ -64,6 +64,7 @@ class Overrides:
     exclude: tuple[str, ...] = ()
     config: str | None = None
     warn_unused_ignores: bool = False
+    force_exclude: bool = False
 
 
 def _str_list(value: object, where: str) -> tuple[str, ...]:

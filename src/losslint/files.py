@@ -50,10 +50,13 @@ def _gitignore_spec(root: Path) -> pathspec.PathSpec | None:
     return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
 
 
-def discover(paths: list[str], exclude: tuple[str, ...] = ()) -> Iterator[Candidate]:
+def discover(paths: list[str], exclude: tuple[str, ...] = (), force_exclude: bool = False,
+             root: str = ".") -> Iterator[Candidate]:
     """Yield lintable files under `paths`, honouring `.gitignore` at each given directory and `exclude` globs.
 
-    Paths named explicitly are always yielded (even with another suffix), as Ruff does.
+    Paths named explicitly are always yielded (even with another suffix), as Ruff does, unless `force_exclude` is set
+    and an `exclude` glob (relative to `root`, the config file's folder) matches them: pre-commit passes every
+    staged file by name.
     """
     exclude_spec = pathspec.PathSpec.from_lines("gitwildmatch", list(exclude)) if exclude else None
     seen: set[str] = set()
@@ -68,8 +71,18 @@ def discover(paths: list[str], exclude: tuple[str, ...] = ()) -> Iterator[Candid
         if p.is_dir():
             yield from _walk(p, exclude_spec, seen)
         elif raw not in seen:
+            if force_exclude and exclude_spec is not None and _excluded(p, exclude_spec, root):
+                continue
             seen.add(raw)
             yield Candidate(raw)
+
+
+def _excluded(path: Path, spec: pathspec.PathSpec, root: str) -> bool:
+    try:
+        rel = path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return spec.match_file(rel)
 
 
 def _walk(root: Path, exclude_spec: pathspec.PathSpec | None, seen: set[str]) -> Iterator[Candidate]:

@@ -184,7 +184,8 @@ def _diagnostics(module: cst.Module, reports: list[_Report], overrides: dict[str
         fix = None
         if r.fix is not None:
             fix = Fix(r.fix.title, r.fix.applicability,
-                      tuple(Edit(to_range(rep.node), rep.text) for rep in r.fix.replacements))
+                      tuple(Edit(to_range(rep.node), rep.text) for rep in r.fix.replacements),
+                      expect=r.fix.expect, batch=r.fix.batch)
         diag = Diagnostic(
             code=code,
             name=r.rule.name,

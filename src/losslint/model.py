@@ -48,6 +48,10 @@ class Fix:
     edits: tuple[Edit, ...] = ()
     confirmed: bool | None = None
     evidence: str | dict | None = None  # the confirmation figures (JSON-serialisable), or why there are none
+    # What confirmation must show: "same" (equal values and gradients), "per-sample" (the original is the sum of
+    # the fixed per-sample values), "changed" (a deliberate change of value: the fixed loss must run and stay finite).
+    expect: str = "same"
+    batch: int | None = None  # the batch size confirmation must use (where the original is right), else its default
 
 
 @dataclass(frozen=True)

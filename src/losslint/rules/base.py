@@ -77,6 +77,10 @@ class FixSpec:
     title: str
     applicability: str
     replacements: tuple[Replacement, ...]
+    # What the confirmer checks (model.Fix): "same" values and gradients; "per-sample" values that sum to the
+    # original scalar; a "changed" value by design (runs, finite, no new NaN/Inf). `batch`: the batch size to test at.
+    expect: str = "same"
+    batch: int | None = None
 
 
 class Rule:

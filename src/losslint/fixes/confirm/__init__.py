@@ -43,7 +43,8 @@ def _cache_dir(cache_dir: str | None) -> Path:
 
 def _cache_key(job: dict, vers: dict) -> str:
     payload = json.dumps([HARNESS_VERSION, job["original"], job["fixed"], job["call"], job["inputs"],
-                          vers.get("tensorflow"), vers.get("keras"), job["dtype"]], sort_keys=True)
+                          vers.get("tensorflow"), vers.get("keras"), job["dtype"], job.get("expect", "same")],
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -79,7 +80,8 @@ class _Job:
     def payload(self, ident: int) -> dict:
         assert self.original is not None and self.fixed is not None
         return {"id": ident, "original": self.original.source, "fixed": self.fixed.source,
-                "call": self.original.call, "inputs": self.inputs, "dtype": self.dtype, "timeout": PER_JOB_TIMEOUT}
+                "call": self.original.call, "inputs": self.inputs, "dtype": self.dtype, "timeout": PER_JOB_TIMEOUT,
+                "expect": self.base.get("expect", "same")}
 
 
 def _framework_problem(h: Harness, module_roots: set[str]) -> str | None:
@@ -104,7 +106,8 @@ def _module_roots(module: cst.Module) -> set[str]:
 
 
 def _make_job(original_chain: list[cst.CSTNode], original_module: cst.Module, fixed_source: str,
-              roles: dict[str, str] | tuple[str, ...] | None, dtype: str, base: dict) -> _Job:
+              roles: dict[str, str] | tuple[str, ...] | None, dtype: str, base: dict,
+              batch: int | None = None) -> _Job:
     base = dict(base, dtype=dtype)
     try:
         h0 = harness_for(original_module, original_chain)
@@ -139,6 +142,9 @@ def _make_job(original_chain: list[cst.CSTNode], original_module: cst.Module, fi
         inputs = infer_inputs(h0.source, h0.func, h0.params, roles)
     except Isolation as exc:
         return _Job(base=base, verdict=Verdict(None, dict(base, reason=f"no synthetic inputs: {exc}")))
+    if batch is not None and inputs["shape"]:
+        # the fix is exact at the batch size the original assumes (LL303): test there
+        inputs = dict(inputs, shape=[int(batch)] + list(inputs["shape"][1:]))
     base["inputs"] = {p["name"]: _describe(p, inputs) for p in inputs["params"]}
     base["shape"] = inputs["shape"]
     base["label_kind"] = inputs["label_kind"]
@@ -322,10 +328,11 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
         others = [e for j, d2 in wanted if j != i and chains[j] and chains[j][0] is chain[0]
                   for e in d2.fix.edits if not any(_overlap(e, o) for o in own)]  # type: ignore[union-attr]
         job = None
+        fbase = dict(base, expect=d.fix.expect) if d.fix.expect != "same" else dict(base)
         if others:
-            job = _with_baseline(chain, module, source, others, own, roles, dtype, dict(base))
+            job = _with_baseline(chain, module, source, others, own, roles, dtype, dict(fbase), d.fix.batch)
         if job is None:
-            job = _make_job(chain, module, fixed_source, roles, dtype, base)
+            job = _make_job(chain, module, fixed_source, roles, dtype, fbase, d.fix.batch)
         out.append((i, job))
     return out
 
@@ -335,7 +342,7 @@ def _overlap(a, b) -> bool:  # noqa: ANN001
 
 
 def _with_baseline(chain: list[cst.CSTNode], module: cst.Module, source: str, others: list, own: list,
-                   roles, dtype: str, base: dict) -> _Job | None:  # noqa: ANN001
+                   roles, dtype: str, base: dict, batch: int | None = None) -> _Job | None:  # noqa: ANN001
     from losslint.fixes.apply import apply_edits
 
     baseline, left = apply_edits(source, others)
@@ -352,7 +359,7 @@ def _with_baseline(chain: list[cst.CSTNode], module: cst.Module, source: str, ot
     if not bchain or len(bchain) != len(chain):
         return None
     base["baseline"] = f"with the {len(others)} other fix edit(s) in this function applied to both versions"
-    return _make_job(bchain, bmodule, fixed, roles, dtype, base)
+    return _make_job(bchain, bmodule, fixed, roles, dtype, base, batch)
 
 
 def _apply(diagnostics: tuple[Diagnostic, ...], jobs: list[tuple[int, _Job]]) -> tuple[Diagnostic, ...]:
@@ -391,9 +398,11 @@ def confirm_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...], *,
 
 def confirm_rewrite(original_source: str, fixed_source: str, function: str, *,
                     roles: tuple[str, ...] | None = None, dtype: str = "float32", timeout: float = 120.0,
-                    cache_dir: str | None = None) -> Verdict:
+                    cache_dir: str | None = None, expect: str = "same", batch: int | None = None) -> Verdict:
     """Two complete module sources that each define `function` (`loss`, `Cls.call`): the verdict on the rewrite."""
     base: dict = {"function": function}
+    if expect != "same":
+        base["expect"] = expect
     try:
         module = cst.parse_module(original_source)
     except cst.ParserSyntaxError as exc:
@@ -401,6 +410,6 @@ def confirm_rewrite(original_source: str, fixed_source: str, function: str, *,
     chain = chain_by_qualname(module, function)
     if not chain:
         return Verdict(None, dict(base, dtype=dtype, reason=f"`{function}` is not defined in the original"))
-    job = _make_job(chain, module, fixed_source, roles, dtype, base)
+    job = _make_job(chain, module, fixed_source, roles, dtype, base, batch)
     _run([job], timeout, cache_dir)
     return job.verdict or Verdict(None, dict(base, reason="not run"))

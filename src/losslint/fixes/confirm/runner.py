@@ -291,6 +291,9 @@ class _Context:
         np = self.np
         (va, ga), (vb, gb) = a, b
         out: dict = {}
+        if np.isfinite(va).all() and np.isfinite(vb).all():  # for "per-sample" fixes: the sums must agree
+            out["sum_value_diff"] = float(abs(np.sum(va) - np.sum(vb)))
+            out["sum_value_abs"] = float(abs(np.sum(va)))
         if va.shape != vb.shape:
             out["value_shape_mismatch"] = [list(va.shape), list(vb.shape)]
         else:

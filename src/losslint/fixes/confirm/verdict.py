@@ -5,6 +5,11 @@ tolerance, |fixed - original| <= atol + rtol * max|original|, over the elements 
 Edge inputs (exact 0/1 probabilities, all-zero labels and masks, large logits): the fixed version must not give NaN/Inf
 where the original did not, and where the original did, it must give fewer somewhere (the fix must remove at least
 one of them; a fix that leaves every one in place is rejected).
+
+A fix's `expect` changes the first test: "per-sample" (a loss reduced over the batch made per-sample: the fixed
+values must sum to the original scalar, gradients equal) and "changed" (a deliberate change of value, such as a
+flipped `from_logits`: the values must differ, the fixed version must be finite on normal inputs). Neither has to
+remove NaN/Inf; neither may add any.
 """
 
 from __future__ import annotations
@@ -72,8 +77,13 @@ def decide(result: dict, base: dict) -> Verdict:
         ev["reason"] = f"the fixed version raises where the original does not: {f['error']}"
         return Verdict(False, ev)
     cmp = normal.get("compare", {})
+    expect = ev.get("expect", "same")
     vdiff, gdiff = _num(cmp.get("max_value_diff")), _num(cmp.get("max_grad_diff"))
     vtol = atol + rtol * (_num(cmp.get("max_value_abs")) or 0.0)
+    if expect == "per-sample":
+        vdiff = _num(cmp.get("sum_value_diff"))
+        vtol = atol + rtol * (_num(cmp.get("sum_value_abs")) or 0.0)
+        ev["values_original"], ev["values_fixed"] = o.get("value_size"), f.get("value_size")
     gtol = atol + rtol * (_num(cmp.get("max_grad_abs")) or 0.0)
     ev["tolerance"] = vtol
     ev["grad_tolerance"] = gtol
@@ -97,7 +107,13 @@ def decide(result: dict, base: dict) -> Verdict:
     def fmt(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3g}"
 
-    if "value_shape_mismatch" in cmp:
+    if expect == "changed":
+        return _changed(ev, cmp, normal_bad, edges, fmt)
+    if expect == "per-sample" and not (f.get("value_size") or 0) > (o.get("value_size") or 0):
+        ev["reason"] = (f"the fix should return one value per sample, but gives {f.get('value_size')} value(s) "
+                        f"where the original gives {o.get('value_size')}")
+        return Verdict(False, ev)
+    if "value_shape_mismatch" in cmp and expect != "per-sample":
         a, b = cmp["value_shape_mismatch"]
         ev["reason"] = f"the loss has {a} values originally and {b} after the fix"
         return Verdict(False, ev)
@@ -127,6 +143,11 @@ def decide(result: dict, base: dict) -> Verdict:
     broken = {k: v for k, v in edges.items() if v[0] > 0}
     if normal_bad[0] > 0:
         broken["normal"] = normal_bad
+    if expect == "per-sample":
+        ev["reason"] = (f"the per-sample values sum to the original and gradients agree on normal inputs (max |Δ| "
+                        f"{fmt(vdiff)} / {fmt(gdiff)}, tolerance {fmt(vtol)} / {fmt(gtol)}): "
+                        f"{ev.get('values_fixed')} values instead of 1, whose mean Keras reports")
+        return Verdict(True, ev)
     if broken and not any(fb < ob for ob, fb in broken.values()):
         k = next(iter(broken))
         ev["reason"] = (f"the fixed version still gives NaN/Inf on edge inputs: {EDGE_DESCRIPTIONS.get(k, k)} "
@@ -137,4 +158,28 @@ def decide(result: dict, base: dict) -> Verdict:
                     f"{fmt(vtol)} / {fmt(gtol)})" +
                     (f"; removes {removed} non-finite values/gradients on edge inputs" if removed else
                      "; no edge input made the original non-finite"))
+    return Verdict(True, ev)
+
+
+def _changed(ev: dict, cmp: dict, normal_bad: list[int], edges: dict[str, list[int]], fmt) -> Verdict:  # noqa: ANN001
+    """A fix meant to change the loss: it must change it, run, and add no NaN/Inf."""
+    vdiff, gdiff = _num(cmp.get("max_value_diff")), _num(cmp.get("max_grad_diff"))
+    if normal_bad[1] > 0:
+        ev["reason"] = f"the fixed version gives NaN/Inf on normal inputs ({normal_bad[1]} elements)"
+        return Verdict(False, ev)
+    introduced = [k for k, (ob, fb) in edges.items() if ob == 0 and fb > 0]
+    if introduced:
+        k = introduced[0]
+        ev["reason"] = f"the fixed version gives NaN/Inf ({edges[k][1]} elements) on {EDGE_DESCRIPTIONS.get(k, k)}, " \
+                       f"where the original is finite"
+        return Verdict(False, ev)
+    shapes = "value_shape_mismatch" in cmp
+    if not shapes and vdiff is not None and vdiff <= ev["tolerance"] and (gdiff is None or gdiff <= ev["grad_tolerance"]):
+        ev["reason"] = (f"the fix is meant to change the loss, but values and gradients agree on normal inputs "
+                        f"(max |Δ| {fmt(vdiff)} / {fmt(gdiff)})")
+        return Verdict(False, ev)
+    ev["reason"] = ("changes the loss by design: " +
+                    (f"{cmp['value_shape_mismatch'][0]} -> {cmp['value_shape_mismatch'][1]} values" if shapes else
+                     f"max |Δ| {fmt(vdiff)} in values, {fmt(gdiff)} in gradients") +
+                    " on normal inputs; finite on normal inputs and no new NaN/Inf on edge inputs")
     return Verdict(True, ev)

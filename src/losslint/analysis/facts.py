@@ -1090,7 +1090,9 @@ def activation_under_log(facts: Facts, arg: cst.BaseExpression, stmt: StmtInfo, 
             return "1 - sigmoid" if inner == "sigmoid" else None
         if left == 1.0 and isinstance(arg.operator, cst.Add) and isinstance(arg.right, cst.Call):
             op = index.op_of(arg.right)
-            if op is not None and op.name == "exp":
+            x = operand(arg.right, op) if op is not None and op.name == "exp" else None
+            # `log(1 + exp(-abs(x)))`, the stable softplus tail: exp of a bounded argument cannot overflow
+            if x is not None and not facts.value(x, stmt).hi <= 80.0:
                 return "1 + exp"
         return None
     if isinstance(arg, cst.Name):

@@ -63,8 +63,10 @@ class LogOfActivation(Rule):
         pattern = activation_under_log(self.context.facts, arg, self.stmt)
         if pattern is None:
             return
-        self.report(node, f"log of {pattern}(...) (`{self.source_of(arg)}`) saturates to -inf in float32 and its "
-                          f"gradient to NaN: use {_FUSED[pattern]}", self._fix(node, op, arg, pattern))
+        what = "overflows to inf for x > 88 in float32 (the loss becomes inf, its gradient NaN)" \
+            if pattern == "1 + exp" else "saturates to -inf in float32 and its gradient to NaN"
+        self.report(node, f"log of {pattern}(...) (`{self.source_of(arg)}`) {what}: use {_FUSED[pattern]}",
+                    self._fix(node, op, arg, pattern))
 
     def _fix(self, node: cst.Call, op, arg: cst.BaseExpression, pattern: str) -> FixSpec | None:  # type: ignore
         # Only the direct forms are rewritten; through a name (`p = softmax(x); log(p)`) `p` may be used elsewhere.
@@ -91,6 +93,13 @@ class LogOfActivation(Rule):
         return FixSpec(f"use the fused `{new.split('(', 1)[0].rsplit('.', 1)[-1]}`", "safe", (Replacement(node, new),))
 
     VALID = [
+        Valid("""
+            import tensorflow as tf
+
+            def stable_bce(labels, logits):
+                return tf.reduce_mean(tf.maximum(logits, 0.0) - logits * labels
+                                      + tf.math.log(1.0 + tf.exp(-tf.abs(logits))))
+        """, "the stable softplus tail: exp(-|x|) is at most 1, so 1 + exp(...) cannot overflow"),
         Valid("""
             import tensorflow as tf
 

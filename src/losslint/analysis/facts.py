@@ -1051,7 +1051,7 @@ class _IfExpConditions(cst.CSTVisitor):
         test, branches = None, ()
         if isinstance(node, cst.IfExp):
             test, branches = node.test, ((node.body, True), (node.orelse, False))
-        elif isinstance(node, cst.Call) and _called_name(node) in ("where", "select"):
+        elif isinstance(node, cst.Call) and _called_name(node) in ("where", "select", "switch"):
             # `where(c, a, b)` selects a where c holds: its value (not its gradient, LL107's concern) is guarded
             args = positional(node)
             if len(args) == 3:

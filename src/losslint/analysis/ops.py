@@ -89,7 +89,8 @@ _SPEC: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         (TORCH, ("clamp",)),
         (JAX_LAX, ("clamp",)),
     ],
-    "where": [(TF + TF_MATH + KERAS_BACKEND + KERAS_OPS + TORCH + NUMPY_LIKE, ("where",)), (TF, ("select",))],
+    "where": [(TF + TF_MATH + KERAS_BACKEND + KERAS_OPS + TORCH + NUMPY_LIKE, ("where",)), (TF, ("select",)),
+              (KERAS_BACKEND, ("switch",))],
     "softmax": [
         (TF_NN + KERAS_BACKEND + KERAS_OPS + KERAS_ACTIVATIONS + TORCH + TORCH_F + JAX_NN + TORCH_SPECIAL, ("softmax",)),
         (TF_MATH, ("softmax",)),

@@ -150,6 +150,13 @@ class WhereNanGradient(Rule):
     ]
     INVALID = [
         Invalid("""
+            from tensorflow.keras import backend as K
+
+            def root_error(y_true, y_pred):
+                d = y_true - y_pred
+                return K.mean(K.switch(K.abs(d) > 0, K.sqrt(K.abs(d)), K.zeros_like(d)))
+        """, "LL107", 5, "Keras 2's K.switch is the backend's where"),
+        Invalid("""
             import tensorflow as tf
 
             def log_loss(y_true, y_pred):

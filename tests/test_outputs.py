@@ -116,6 +116,27 @@ def test_sarif_columns_count_utf16_code_units(run_cli, project):
     assert regions["LL103"]["startColumn"] == cp + 2 and regions["LL103"]["endColumn"] == len(line) + 2
 
 
+def test_sarif_fingerprints_survive_moved_lines_and_separate_repeats(run_cli, project):
+    def prints(name: str) -> list[str]:
+        doc = json.loads(run_cli("check", "--format", "sarif", name, cwd=project).stdout)
+        _validate_sarif(doc)
+        return [r["partialFingerprints"]["losslint/v1"] for r in doc["runs"][0]["results"]]
+
+    before = prints("buggy.py")
+    assert len(before) == 1 and len(before[0]) == 32
+    # lines inserted above the finding: same fingerprint, though the region moved
+    (project / "buggy.py").write_text("# a comment\n\n" + BUGGY, encoding="utf-8")
+    assert prints("buggy.py") == before
+    # the same finding twice in one scope: two distinct fingerprints
+    twice = BUGGY.replace("return -tf", "a = -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)\n    return -tf")
+    (project / "buggy.py").write_text(twice, encoding="utf-8")
+    both = prints("buggy.py")
+    assert len(both) == 2 and len(set(both)) == 2 and before[0] in both
+    # another file, same code: another fingerprint
+    (project / "other.py").write_text(BUGGY, encoding="utf-8")
+    assert prints("other.py") != before
+
+
 def test_sarif_file_errors_are_tool_execution_notifications(run_cli, project):
     (project / "broken.py").write_text(BROKEN, encoding="utf-8")
     proc = run_cli("check", "--format", "sarif", "--select", "LL101", "broken.py", "buggy.py", cwd=project)

@@ -8,10 +8,15 @@ to the working directory (`%SRCROOT%`) when the file is under it, absolute `file
 
 In a notebook, lines count inside the cell (as in `--format json`) and `properties.cell` is the index into the
 notebook's `cells` array; notebook findings carry no `fixes` (`fix` does not rewrite notebooks).
+
+Each result has `partialFingerprints["losslint/v1"]`: a hash of the rule, the file, the enclosing loss scope and the
+flagged code (whitespace-insensitive) with its occurrence number, not of line numbers, so code scanning keeps
+tracking an alert when lines above it move and closes it when the code is fixed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import textwrap
@@ -76,7 +81,21 @@ def _rule_descriptor(rule: type[Rule]) -> dict[str, Any]:
     }
 
 
-def _result(r: FileResult, lines: LineIndex, d: Diagnostic, index: dict[str, int], loc: dict[str, str]) -> dict:
+def _fingerprints(r: FileResult, lines: LineIndex, loc: dict[str, str]) -> list[str]:
+    """One fingerprint per diagnostic of `r`, in order (see the module docstring)."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in r.diagnostics:
+        text = " ".join(lines.slice(d.range).split())
+        key = "\0".join((d.code, loc.get("uri", ""), d.scope or "", text))
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        out.append(hashlib.sha256(f"{key}\0{n}".encode()).hexdigest()[:32])
+    return out
+
+
+def _result(r: FileResult, lines: LineIndex, d: Diagnostic, index: dict[str, int], loc: dict[str, str],
+            fingerprint: str) -> dict:
     nb = r.extra.get("notebook") if r.extra else None
     offset, cell = 0, None
     if nb is not None:
@@ -90,6 +109,7 @@ def _result(r: FileResult, lines: LineIndex, d: Diagnostic, index: dict[str, int
     }
     if d.code in index:
         out["ruleIndex"] = index[d.code]
+    out["partialFingerprints"] = {"losslint/v1": fingerprint}
     if d.fix is not None and d.fix.edits and nb is None:
         out["fixes"] = [{
             "description": {"text": d.fix.title},
@@ -134,7 +154,8 @@ def render(results: list[FileResult], rules: Iterable[type[Rule]] | None = None,
             })
             continue
         lines = LineIndex(res.source)
-        sarif_results.extend(_result(res, lines, d, index, loc) for d in res.diagnostics)
+        sarif_results.extend(_result(res, lines, d, index, loc, fp)
+                             for d, fp in zip(res.diagnostics, _fingerprints(res, lines, loc)))
 
     base = Path(cwd or os.getcwd()).resolve().as_uri().rstrip("/") + "/"
     run: dict[str, Any] = {

@@ -190,3 +190,20 @@ def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path):
     assert proc.returncode == 0
     assert "linting" in tty_err  # the bar was drawn on the terminal
     assert "linting" not in proc.stdout.decode()  # and never mixed into the report
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`losslint check | head -1`: the reader leaves early; no traceback, exit 1."""
+    import subprocess
+    import sys
+
+    body = "".join(f"    a{i} = tf.math.log(y_pred)\n" for i in range(1500))
+    (tmp_path / "many.py").write_text(f"import tensorflow as tf\n\n\ndef loss(y_true, y_pred):\n{body}    return a0\n")
+    proc = subprocess.Popen([sys.executable, "-m", "losslint", "check", str(tmp_path / "many.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # far more than a pipe buffer is still to come
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

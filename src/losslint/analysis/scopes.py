@@ -109,6 +109,7 @@ class ScopeMap:
             self._by_convention(func)
         for cls in index.classes.values():
             self._loss_class(cls)
+            self._lightning_step(cls)
         for call, stmt in index.all_calls:
             self._from_call(call, stmt)
         for w in index.withs:
@@ -153,6 +154,19 @@ class ScopeMap:
                     roles = {names[0]: "y_true", names[1]: "y_pred"}
                 roles.update(_keras_roles(names))
             self._mark(m, Scope("loss-class", f"`{mname}` of loss class `{cls.name}`", param_roles=roles))
+
+    def _lightning_step(self, cls) -> None:  # type: ignore[no-untyped-def]
+        """A LightningModule's `training_step` returns the loss Lightning calls `.backward()` on."""
+        if not any(b.endswith("LightningModule") for b in cls.bases):
+            return
+        m = cls.methods.get("training_step")
+        if m is None:
+            return
+        scope = Scope("backward", f"value `{cls.name}.training_step` returns (Lightning calls `.backward()` on it)")
+        for expr, stmt in m.returns:
+            if id(stmt.node) not in self.by_stmt:
+                self.by_stmt[id(stmt.node)] = scope  # `return F.nll_loss(torch.log(p), y)`: the return itself
+            self._slice(expr, stmt, scope)
 
     def _loss_functions_of(self, expr: cst.BaseExpression, stmt: StmtInfo, depth: int = 0) -> list[FuncInfo]:
         """Functions a `loss=` argument stands for: a function, a factory call returning one, a dict/list of them."""
@@ -214,7 +228,7 @@ class ScopeMap:
             target = arg(call, "loss", 0)
             if target is not None:
                 self._slice(target, stmt, Scope("minimize", "value passed to minimize()"))
-        elif attr == "backward" and isinstance(func, cst.Attribute):
+        elif attr in ("backward", "manual_backward") and isinstance(func, cst.Attribute):
             if qualified.startswith("torch.autograd"):
                 target = arg(call, "tensors", 0)
             elif call.args:

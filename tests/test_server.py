@@ -81,8 +81,10 @@ def make_client() -> LanguageClient:
     return client
 
 
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "losslint", "server"], client_factory=make_client,
-                            server_env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "losslint", "server", "--no-confirm"],
+                            client_factory=make_client, server_env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+CONFIRMING = ClientServerConfig(server_command=[sys.executable, "-m", "losslint", "server"], client_factory=make_client,
+                                server_env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
 
 
 def capabilities(encodings: list[types.PositionEncodingKind] | None = None) -> types.ClientCapabilities:
@@ -116,6 +118,14 @@ async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFa
 @pytest_lsp.fixture(config=SERVER, loop_scope="module")
 async def fresh_client(lsp_client: LanguageClient, tmp_path: Path):
     """A server of its own (for the transcript, which starts at `initialize`)."""
+    await _initialize(lsp_client, tmp_path)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIRMING, loop_scope="module")
+async def confirming_client(lsp_client: LanguageClient, tmp_path: Path):
+    """A server that confirms fixes in the background (the default)."""
     await _initialize(lsp_client, tmp_path)
     yield
     await lsp_client.shutdown_session()
@@ -258,7 +268,7 @@ async def test_code_actions_and_applying_disable(client: LanguageClient, tmp_pat
     by_title = {a.title: a for a in actions}
     assert "Disable LL101 for this line" in by_title
     [fix_title] = [t for t in by_title if t.startswith("LL101: ")]
-    assert fix_title.endswith("(unconfirmed)")  # no TensorFlow confirmation in the editor
+    assert fix_title.endswith("(unconfirmed)")  # this server runs with --no-confirm
     assert "Fix all safe losslint issues" not in by_title  # nothing is confirmed safe
 
     disable = by_title["Disable LL101 for this line"]
@@ -530,3 +540,31 @@ def test_hover_joins_pages_and_falls_back_to_plain_text():
     pages = result.contents.value.split("\n---\n\n")
     assert [p.split("\n", 1)[0] for p in pages] == ["# LL101 unguarded-log", "# LL103 unguarded-division"]
     assert hover(linted, types.Position(line=0, character=0)) is None
+
+
+@E2E
+@pytest.mark.tensorflow
+async def test_fixes_are_confirmed_in_the_background_after_open(confirming_client: LanguageClient, tmp_path: Path):
+    client = confirming_client
+    uri = await open_doc(client, tmp_path / "loss.py", BUGGY)
+    [first] = client.diagnostics[uri]
+    assert first.data["fix"]["confirmed"] is None  # published at once, before TensorFlow has run
+    await published(client, uri, 1, timeout=120.0)  # the second publication carries the verdict
+    [d] = client.diagnostics[uri]
+    assert d.data["fix"]["confirmed"] is True, d.data
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=d.range,
+        context=types.CodeActionContext(diagnostics=[d])))
+    by_title = {a.title: a for a in actions}
+    [fix_title] = [t for t in by_title if t.startswith("LL101: ")]
+    assert not fix_title.endswith("(unconfirmed)")
+    assert by_title[fix_title].is_preferred
+    fix_all_action = by_title["Fix all safe losslint issues"]  # now there is a confirmed safe fix
+    [edit] = fix_all_action.edit.changes[uri]
+    fixed = apply_text_edits(BUGGY, [edit])
+    assert "tf.math.log(y_pred)" not in fixed
+    # an edit drops the verdicts (a new lint); nothing more is published until the next save
+    before = publishes(client, uri)
+    await change_doc(client, uri, BUGGY + "\n", 2)
+    [d2] = client.diagnostics[uri]
+    assert d2.data["fix"]["confirmed"] is None and publishes(client, uri) == before + 1

@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="list every rule")
     rules.add_argument("--format", choices=("text", "json"), default="text")
 
-    sub.add_parser("server", help="start the language server on stdio (needs the `lsp` extra)")
+    server = sub.add_parser("server", help="start the language server on stdio (needs the `lsp` extra)")
+    server.add_argument("--no-confirm", action="store_true",
+                        help="do not confirm fixes in the background after open/save (no TensorFlow process)")
     return p
 
 
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rule":
             return _rule(args)
         if args.command == "server":
-            return _server()
+            return _server(confirm=not args.no_confirm)
         parser.print_help()
         return EXIT_ERROR
     except ConfigError as err:
@@ -273,7 +275,7 @@ def _rules(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-def _server() -> int:
+def _server(confirm: bool = True) -> int:
     try:
         from losslint.server import serve
     except ImportError as err:
@@ -281,7 +283,7 @@ def _server() -> int:
             raise
         print("losslint: error: the language server needs pygls: pip install 'losslint[lsp]'", file=sys.stderr)
         return EXIT_ERROR
-    serve()
+    serve(confirm)
     return EXIT_CLEAN
 
 

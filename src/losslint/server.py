@@ -8,6 +8,9 @@ plain results to LSP:
 - code actions: the rule's fix ("(unconfirmed)" unless TensorFlow confirmed it), "Disable LLxxx for this line"
   (adds to or extends a `# losslint: ignore[...]` comment) and "Fix all safe losslint issues"
   (`source.fixAll.losslint`: confirmed safe fixes only, as `losslint fix`);
+- fix confirmation: after a document is opened or saved, its fixes are confirmed in the background exactly as
+  `losslint fix` does (TensorFlow, PyTorch or JAX in a child process, one at a time, cached) and the diagnostics are
+  published again with `data.fix.confirmed`; `losslint server --no-confirm` turns it off;
 - hover on a finding: the rule's page;
 - configuration reload when a pyproject.toml or losslint.toml changes (workspace/didChangeWatchedFiles, registered
   dynamically when the client allows it).
@@ -25,7 +28,7 @@ import logging
 import re
 import sys
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lsprotocol import types
@@ -82,6 +85,8 @@ def lsp_diagnostic(codec: PositionCodec, lines: list[str], d: Diagnostic) -> typ
             "edits": [{"range": _range_json(lsp_range(codec, lines, e.range)), "newText": e.new_text}
                       for e in d.fix.edits],
         }
+        if d.fix.evidence is not None:
+            data["fix"]["evidence"] = d.fix.evidence
     return types.Diagnostic(
         range=lsp_range(codec, lines, d.range),
         severity=types.DiagnosticSeverity(int(d.severity)),
@@ -173,11 +178,14 @@ class Linted:
 
 
 class LosslintServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, confirm: bool = True) -> None:
         super().__init__("losslint", __version__)
         self.linted: dict[str, Linted] = {}
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.shown_errors: set[str] = set()
+        self.confirm = confirm
+        self.confirming: dict[str, asyncio.Task[None]] = {}
+        self._confirm_lock: asyncio.Lock | None = None  # one confirmation at a time: one child process
 
     # settings ------------------------------------------------------------------------------------------------
     def settings_for(self, path: str | None) -> Settings:
@@ -261,6 +269,37 @@ class LosslintServer(LanguageServer):
                 message=f"losslint: {linted.path}: {linted.result.error.kind}: {linted.result.error.message}"))
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
             uri=uri, version=version, diagnostics=[lsp for _, lsp in linted.pairs]))
+        if self.confirm and not delay and any(_unconfirmed(d.fix) for d, _ in linted.pairs):
+            old = self.confirming.pop(uri, None)
+            if old is not None:
+                old.cancel()
+            task = asyncio.get_running_loop().create_task(self._confirm_and_publish(uri, linted))
+            self.confirming[uri] = task
+            task.add_done_callback(
+                lambda t, uri=uri: self.confirming.pop(uri, None) if self.confirming.get(uri) is t else None)
+
+    async def _confirm_and_publish(self, uri: str, linted: Linted) -> None:
+        """Confirm the fixes of an opened or saved document, then publish its diagnostics again with the verdicts
+        (code actions and fix-all read them). Dropped if the document changed meanwhile."""
+        from losslint.fixes.confirm import confirm_file
+
+        if self._confirm_lock is None:
+            self._confirm_lock = asyncio.Lock()
+        async with self._confirm_lock:
+            if uri not in self.workspace.text_documents or self.snapshot(uri)[0] != linted.version:
+                return
+            diagnostics = await asyncio.to_thread(confirm_file, linted.path, linted.source,
+                                                  linted.result.diagnostics)
+        if uri not in self.workspace.text_documents or self.snapshot(uri)[0] != linted.version \
+                or self.linted.get(uri) is not linted:
+            return
+        codec = self.workspace.position_codec
+        result = replace(linted.result, diagnostics=tuple(diagnostics))
+        confirmed = Linted(linted.version, linted.source, linted.lines, linted.path, linted.settings, result,
+                           [(d, lsp_diagnostic(codec, linted.lines, d)) for d in result.diagnostics])
+        self.linted[uri] = confirmed
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=uri, version=linted.version, diagnostics=[lsp for _, lsp in confirmed.pairs]))
 
     def clear(self, uri: str) -> None:
         old = self.pending.pop(uri, None)
@@ -324,6 +363,11 @@ def code_actions(uri: str, linted: Linted, params: types.CodeActionParams, codec
     return actions
 
 
+def _unconfirmed(fix: Fix | None) -> bool:
+    return fix is not None and bool(fix.edits) and fix.applicability != "display-only" and fix.confirmed is None \
+        and not (isinstance(fix.evidence, dict) and fix.evidence.get("reason"))
+
+
 def fix_all(linted: Linted) -> str | None:
     """The text after every confirmed safe fix (re-linting between passes, as `losslint fix`), or None."""
     from losslint.fixes.apply import eligible, fix_text
@@ -360,8 +404,8 @@ def hover(linted: Linted, position: types.Position, markdown: bool = True) -> ty
 
 # --- the server and its handlers -------------------------------------------------------------------------------
 
-def make_server() -> LosslintServer:
-    server = LosslintServer()
+def make_server(confirm: bool = True) -> LosslintServer:
+    server = LosslintServer(confirm)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: LosslintServer, params: types.InitializedParams) -> None:
@@ -425,7 +469,7 @@ def make_server() -> LosslintServer:
     return server
 
 
-def serve() -> None:
+def serve(confirm: bool = True) -> None:
     """Start the server on stdin/stdout (stdout carries the protocol; logs go to stderr)."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="losslint-server %(levelname)s: %(message)s")
-    make_server().start_io()
+    make_server(confirm).start_io()

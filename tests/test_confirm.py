@@ -233,16 +233,16 @@ def test_without_tensorflow_fixes_stay_unconfirmed(no_tf_python, tmp_path) -> No
 
 
 def test_non_tensorflow_code_and_unfixable_diagnostics(tmp_path) -> None:  # noqa: ANN001
-    torch_src = _src("""
-        import torch
+    mxnet_src = _src("""
+        import mxnet as mx
 
         def loss(pred, target):
-            return -(target * torch.log(pred)).mean()
+            return -(target * mx.nd.log(pred)).mean()
     """)
-    d = _diag(torch_src, "torch.log(pred)", "torch.log(pred.clamp(min=1e-7))")
+    d = _diag(mxnet_src, "mx.nd.log(pred)", "mx.nd.log(mx.nd.maximum(pred, 1e-7))")
     plain = Diagnostic("LL103", "x", "x", d.range, Severity.WARNING)
-    out = confirm_file("t.py", torch_src, (d, plain), cache_dir=str(tmp_path))
-    assert out[0].fix.confirmed is None and "PyTorch" in out[0].fix.evidence["reason"]
+    out = confirm_file("t.py", mxnet_src, (d, plain), cache_dir=str(tmp_path))
+    assert out[0].fix.confirmed is None and "MXNet code" in out[0].fix.evidence["reason"]
     assert out[1] is plain
     module_level = _src("""
         import tensorflow as tf
@@ -368,30 +368,49 @@ def test_confirm_file_on_a_module_with_a_helper_and_a_constant(tf_cache) -> None
     assert confirmed[0].fix.evidence["function"] == "crossentropy"
 
 
+# PyTorch/JAX examples whose fix is not confirmed as the example stands: (rule, a line of the example) -> what the
+# evidence says. The first four call a model the module does not define, or are module-level statements; the rest
+# are rewrites that change values (reported; each is accepted here once confirmed, as every other example must be).
+UNCONFIRMABLE_EXAMPLES = {
+    ("LL101", "probs = model_apply(params, x)"): "`model_apply` is not defined at module level",
+    ("LL602", "p = jax.nn.softmax(apply(params, x))"): "`apply` is not defined at module level",
+    ("LL604", "probs = jax.nn.sigmoid(apply(params, x))"): "`apply` is not defined at module level",
+    ("LL602", "probs = F.softmax(model(x), dim=1)"): "the loss cannot be isolated",
+    ("LL108", "p = y_pred.astype(jnp.float16)"): "gradients differ on normal inputs",  # + 1e-3 moves d log(p)
+}
+
+
 @pytest.mark.tensorflow
+@pytest.mark.torch
+@pytest.mark.jax
 def test_confirms_every_rules_expected_fix(tf_cache) -> None:  # noqa: ANN001
-    """Every INVALID example with a `fixed` text: TensorFlow/Keras fixes are confirmed, others stay unconfirmed."""
-    items, frameworks = [], []
+    """Every INVALID example with a `fixed` text is confirmed under its own framework: TensorFlow/Keras, PyTorch or
+    JAX (each in its own process), but for the few PyTorch/JAX examples listed above, which say why they are not."""
+    items, frameworks, known = [], [], []
     for rule in all_rules():
         for k, ex in enumerate(rule.INVALID):
             if ex.fixed is None:
                 continue
             res = lint_module_source(ex.text, f"{rule.code}_{k}.py")
             items.append((res.path, ex.text, res.diagnostics))
-            frameworks.append("other" if any(w in ex.text for w in ("import torch", "import jax")) else "tf")
+            frameworks.append("torch" if "import torch" in ex.text else "jax" if "import jax" in ex.text
+                              else "tensorflow")
+            known.append(next((why for (code, line), why in UNCONFIRMABLE_EXAMPLES.items()
+                               if code == rule.code and line in ex.text), None))
     assert items
     out = confirm_files(items, cache_dir=tf_cache)
-    seen_tf = 0
-    for (path, _, _), diags, fw in zip(items, out, frameworks):
+    seen = {"tensorflow": 0, "torch": 0, "jax": 0}
+    for (path, _, _), diags, fw, why in zip(items, out, frameworks, known):
         for d in diags:
             if d.fix is None:
                 continue
-            if fw == "tf":
-                seen_tf += 1
-                assert d.fix.confirmed is True, (path, d.fix.evidence)
-            else:
-                assert d.fix.confirmed is None, (path, d.fix.evidence)
-    assert seen_tf >= 8
+            if why is not None and d.fix.confirmed is not True:
+                assert why in d.fix.evidence["reason"], (path, d.fix.evidence)
+                continue
+            assert d.fix.confirmed is True, (path, d.fix.evidence)
+            assert d.fix.evidence["framework"] == fw, (path, d.fix.evidence)
+            seen[fw] += 1
+    assert seen["tensorflow"] >= 8 and seen["torch"] >= 8 and seen["jax"] >= 4, seen
 
 
 @pytest.mark.tensorflow

@@ -107,8 +107,9 @@ class SwappedLossArguments(Rule):
     """
     fix_safety = (
         "Unsafe: swapping the arguments changes the loss (that is the point), so the fix is applied only with "
-        "`--unsafe-fixes`, and only offered for PyTorch/JAX calls (TensorFlow confirmation compares values, which a "
-        "real swap changes)."
+        "`--unsafe-fixes`. Offered for PyTorch criteria and optax losses, where the argument order is fixed by the "
+        "signature. Confirmation (under PyTorch/JAX) checks a deliberate change: the swapped call must run, give a "
+        "different value and stay finite, and add no NaN/Inf on edge inputs."
     )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -146,7 +147,8 @@ class SwappedLossArguments(Rule):
         fix = None
         if lc.spec.framework in ("torch", "optax"):
             fix = FixSpec("swap the prediction and the target", "unsafe",
-                          (Replacement(lc.pred, ctx.code_for(lc.target)), Replacement(lc.target, ctx.code_for(lc.pred))))
+                          (Replacement(lc.pred, ctx.code_for(lc.target)), Replacement(lc.target, ctx.code_for(lc.pred))),
+                          expect="changed")  # a different objective on purpose: confirmed if it runs and stays finite
         self.report(node, f"{lc.via} takes {order}, but `{self.source_of(lc.pred, 30)}` (the labels) is passed as the "
                           f"prediction and `{self.source_of(lc.target, 30)}` as the target: the loss computes a "
                           f"different objective", fix)

@@ -10,10 +10,15 @@ import libcst as cst
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
 from losslint.analysis.names import dotted_name
 from losslint.analysis.reductions import keras_called_losses
-from losslint.rules.base import Invalid, Rule, Valid
+from losslint.analysis.spelling import batch_size
+from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
 _BATCH_CONST_RE = re.compile(r"batch", re.IGNORECASE)
 _PY_VALUED_OPS = frozenset({"epsilon", "finfo"})
+# TensorFlow / Keras functions that take a size (in a shape list or as an argument) and accept an int32 tensor.
+_SIZE_FUNCS = frozenset({"reshape", "tile", "broadcast_to", "zeros", "ones", "fill", "range", "arange", "one_hot",
+                         "eye", "sequence_mask", "cast", "repeat", "slice", "ones_like", "zeros_like", "full"})
+_PRED_WORDS = ("pred", "logit", "output", "prob")
 
 
 class BatchSizeAssumption(Rule):
@@ -49,12 +54,26 @@ class BatchSizeAssumption(Rule):
             return tf.reduce_sum(tf.square(y_true - y_pred)) / n
         # a branch on a tensor: tf.where / tf.cond (keras.ops.where / keras.ops.cond)
     """
-    fix_safety = "No automatic fix yet (`tf.shape(x)[0]` for the batch size, `tf.where`/`tf.cond` for branches)."
+    fix_safety = (
+        "Safe once confirmed. `y_pred.shape[0]`, `get_shape()[0]`, `get_shape().as_list()[0]` and `len(y_true)` "
+        "become the run-time batch size in the module's own spelling (`tf.shape(y_pred)[0]`, else "
+        "`ops.shape(y_pred)[0]` for Keras 3 or `K.shape(y_pred)[0]` for the Keras backend), cast to the prediction's dtype "
+        "(`tf.cast(tf.shape(y_pred)[0], y_pred.dtype)`) where it meets float tensors in arithmetic and left an int32 "
+        "tensor where it is a size (shape lists, `range`, `one_hot`, `cast`). It is the same number wherever the "
+        "static one existed, so values and gradients are unchanged; TensorFlow confirms it. A module-level "
+        "`BATCH_SIZE` used in the loss becomes `tf.shape(y_pred)[0]` the same way; the confirmer runs both versions "
+        "at that batch size, where the original was right, and they must agree there (every other batch size is "
+        "what the fix corrects). No fix when the value is used both as a size and in float arithmetic, in Python "
+        "control flow, or in a helper whose prediction parameter is unclear, nor for a Python `if` on a tensor (use "
+        "`tf.where` / `tf.cond`)."
+    )
     frameworks = ("tensorflow", "keras")
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self._traced: dict[int, str] | None = None
+        self._keras_called: set[int] | None = None
+        self._parent_maps: dict[int, tuple[dict[int, cst.CSTNode], dict[str, list[cst.Name]]]] = {}
 
     # ---- which functions are traced ---------------------------------------------------------------------------
     def _traced_funcs(self) -> dict[int, str]:
@@ -108,7 +127,7 @@ class BatchSizeAssumption(Rule):
         self.report(node, f"`{self.source_of(node)}` is the batch size as a Python number, but Keras traces "
                           f"`{func.qualname}` with an unknown batch dimension whenever batches differ in size (a "
                           f"partial last batch): it is None there and the loss fails (\"None values not supported\"); "
-                          f"use `tf.shape({self.source_of(tensor, 20)})[0]`")
+                          f"use `tf.shape({self.source_of(tensor, 20)})[0]`", self._size_fix(func, node, tensor))
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name) and node.func.value == "len" and len(node.args) == 1:
@@ -118,7 +137,8 @@ class BatchSizeAssumption(Rule):
                 self.report(node, f"`{self.source_of(node)}` asks a symbolic tensor for its length inside "
                                   f"`{func.qualname}`, which Keras traces with an unknown batch dimension whenever batches "
                                   f"differ in size: it raises; "
-                                  f"use `tf.shape({self.source_of(node.args[0].value, 20)})[0]`")
+                                  f"use `tf.shape({self.source_of(node.args[0].value, 20)})[0]`",
+                            self._size_fix(func, node, node.args[0].value))
 
     def _is_input(self, tensor: cst.BaseExpression, func: FuncInfo) -> bool:
         name = dotted_name(tensor)
@@ -195,7 +215,173 @@ class BatchSizeAssumption(Rule):
             return
         self.report(name, f"`{n}` hard-codes the batch size ({defs[0].value.value}) in `{func.qualname}`: every "
                           f"batch of another size - the last, partial batch of each epoch, evaluate/predict batches - "
-                          f"is computed with the wrong count; use `tf.shape(y_pred)[0]`, or a mean")
+                          f"is computed with the wrong count; use `tf.shape(y_pred)[0]`, or a mean",
+                    self._const_fix(func, name, int(defs[0].value.value)))
+
+    # ---- fixes: the run-time batch size ---------------------------------------------------------------------------
+    def _const_fix(self, func: FuncInfo, name: cst.Name, value: int) -> FixSpec | None:
+        """`BATCH_SIZE` -> `tf.shape(y_pred)[0]` (cast where it meets float tensors): exact at batch size `value`,
+        where the original was right, and right at every other size."""
+        pred = self._prediction(func)
+        kind = self._context(func, name)
+        if pred is None or kind is None:
+            return None
+        new = batch_size(self.context.index, pred, pred if kind == "float" else None)
+        if new is None:
+            return None
+        return FixSpec(f"use the run-time batch size `{new}`", "safe", (Replacement(name, new),), batch=value)
+
+    def _size_fix(self, func: FuncInfo, node: cst.CSTNode, tensor: cst.BaseExpression) -> FixSpec | None:
+        """`y_pred.shape[0]` / `len(y_true)` -> `tf.shape(y_pred)[0]` (cast where it meets float tensors): the same
+        number whenever the static one exists, and a tensor where it is None."""
+        if not isinstance(tensor, cst.Name):
+            return None
+        kind = self._context(func, node)
+        if kind is None:
+            return None
+        dtype_of = None
+        if kind == "float":
+            dtype_of = self._prediction(func) or (tensor.value if any(w in tensor.value.lower() for w in _PRED_WORDS)
+                                                  else None)
+            if dtype_of is None:
+                return None
+        new = batch_size(self.context.index, tensor.value, dtype_of)
+        if new is None:
+            return None
+        return FixSpec(f"use the run-time batch size `{new}`", "safe", (Replacement(node, new),))
+
+    def _prediction(self, func: FuncInfo) -> str | None:
+        """The parameter holding the prediction: the second positional one of a loss Keras calls (fn(y_true,
+        y_pred)), else the only one named like a prediction."""
+        if self._keras_called is None:
+            self._keras_called = set(keras_called_losses(self.context.index, self.context.scopes))
+        params = [p for p in func.params if p.position >= 0]
+        if id(func.node) in self._keras_called:
+            return next((p.name for p in params if p.position == 1), None)
+        named = [p.name for p in params if any(w in p.name.lower() for w in _PRED_WORDS)]
+        return named[0] if len(named) == 1 else None
+
+    def _tree(self, func: FuncInfo) -> tuple[dict[int, cst.CSTNode], dict[str, list[cst.Name]]]:
+        """Parents of every node of `func`, and its Name nodes by name."""
+        got = self._parent_maps.get(id(func.node))
+        if got is None:
+            parents: dict[int, cst.CSTNode] = {}
+            names: dict[str, list[cst.Name]] = {}
+            stack: list[cst.CSTNode] = [func.node]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, cst.Name):
+                    names.setdefault(n.value, []).append(n)
+                for c in n.children:
+                    parents[id(c)] = n
+                    stack.append(c)
+            got = self._parent_maps[id(func.node)] = (parents, names)
+        return got
+
+    def _context(self, func: FuncInfo, node: cst.CSTNode) -> str | None:
+        """How the batch size at `node` is used: "int" (a size: shape lists, range, one_hot, cast) or "float"
+        (arithmetic with float tensors); None when unclear or mixed. Through one `n = <node>` assignment."""
+        parents, names = self._tree(func)
+        par = parents.get(id(node))
+        target = None
+        if isinstance(par, cst.Assign) and len(par.targets) == 1 and isinstance(par.targets[0].target, cst.Name):
+            target = par.targets[0].target.value
+        if target is None:
+            return self._use(func, node, None)
+        defs = func.defs.get(target, [])
+        if len(defs) != 1:
+            return None
+        uses = [n for n in names.get(target, []) if n is not par.targets[0].target]
+        kinds = {self._use(func, n, target) for n in uses}
+        return kinds.pop() if len(kinds) == 1 else None
+
+    def _use(self, func: FuncInfo, node: cst.CSTNode, own: str | None) -> str | None:
+        parents, _ = self._tree(func)
+        cur, kinds = node, set()
+        while True:
+            par = parents.get(id(cur))
+            if isinstance(par, cst.BinaryOperation) and not isinstance(par.operator, cst.MatrixMultiply):
+                other = par.right if par.left is cur else par.left
+                kind = self._operand(other, func, own, 0)
+                if kind is None:
+                    return None
+                kinds.add(kind)
+                cur = par
+            elif isinstance(par, cst.UnaryOperation) and isinstance(par.operator, (cst.Minus, cst.Plus)):
+                cur = par
+            else:
+                break
+        par = parents.get(id(cur))
+        if "tensor" in kinds:
+            return "float"
+        if "float" in kinds:
+            # Python float arithmetic becomes a tensor: only where a tensor is what it feeds (not a Python `if`)
+            if isinstance(par, cst.Return) or (isinstance(par, cst.Arg) and isinstance(parents.get(id(par)), cst.Call)
+                                               and self.op_of(parents[id(par)]) is not None):  # type: ignore[arg-type]
+                return "float"
+            return None
+        if isinstance(par, cst.Element):
+            seq = parents.get(id(par))
+            par = parents.get(id(seq)) if isinstance(seq, (cst.List, cst.Tuple)) else None
+        if isinstance(par, cst.Arg) and par.value is not None:
+            call = parents.get(id(par))
+            if isinstance(call, cst.Call) and self._size_call(call):
+                return "int"
+        return None
+
+    def _size_call(self, call: cst.Call) -> bool:
+        qualified = self.context.index.qualify(call.func) or ""
+        root, last = qualified.split(".", 1)[0], qualified.rsplit(".", 1)[-1]
+        return root in ("tensorflow", "keras", "tf_keras") and last in _SIZE_FUNCS
+
+    def _operand(self, expr: cst.BaseExpression, func: FuncInfo, own: str | None, depth: int) -> str | None:
+        """"int" (Python ints, batch sizes, static dims), "float" (Python floats), "tensor" (float tensors) or None
+        (unknown)."""
+        if depth > 8:
+            return None
+        if isinstance(expr, cst.Integer):
+            return "int"
+        if isinstance(expr, cst.Float):
+            return "float"
+        if isinstance(expr, (cst.UnaryOperation, cst.BinaryOperation)):
+            parts = [expr.expression] if isinstance(expr, cst.UnaryOperation) else [expr.left, expr.right]
+            kinds = [self._operand(p, func, own, depth + 1) for p in parts]
+            if None in kinds:
+                return None
+            return next((k for k in ("tensor", "float") if k in kinds), "int")
+        if isinstance(expr, cst.Name):
+            if expr.value == own:
+                return "int"
+            local = func.defs.get(expr.value)
+            if not local:
+                defs = self.context.index.module_defs.get(expr.value, [])
+                if len(defs) == 1 and isinstance(defs[0].value, cst.Integer):
+                    return "int"
+                if len(defs) == 1 and isinstance(defs[0].value, cst.Float):
+                    return "float"
+                return None
+            if len(local) == 1 and local[0].kind == "assign" and local[0].value is not None:
+                return self._operand(local[0].value, func, own, depth + 1)
+            if all(d.kind == "param" for d in local):
+                p = next((q for q in func.params if q.name == expr.value), None)
+                if p is not None and p.default is None:
+                    return "tensor"  # an input tensor of the loss
+            return None
+        if isinstance(expr, cst.Subscript):
+            base = expr.value
+            if isinstance(base, cst.Attribute) and base.attr.value == "shape":
+                return "int"
+            if isinstance(base, cst.Call) and self.op_of(base) is not None and self.op_of(base).name == "shape":
+                return "int"
+            return "tensor" if self._tensor_expr(expr) else None
+        if isinstance(expr, cst.Call):
+            if isinstance(expr.func, cst.Name) and expr.func.value == "len":
+                return "int"
+            op = self.op_of(expr)
+            if op is not None and op.name not in _PY_VALUED_OPS and op.name not in ("shape", "size", "cast"):
+                return "tensor"
+            return None
+        return None
 
     # ---- Python control flow on tensors ---------------------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:
@@ -349,7 +535,15 @@ class BatchSizeAssumption(Rule):
                 return tf.reduce_sum(tf.square(y_true - y_pred)) / n
 
             model.compile(optimizer="adam", loss=custom_loss)
-        """, "LL303", 4, "y_pred.shape[0] is None while Keras traces"),
+        """, "LL303", 4, "y_pred.shape[0] is None while Keras traces", fixed="""
+            import tensorflow as tf
+
+            def custom_loss(y_true, y_pred):
+                n = tf.cast(tf.shape(y_pred)[0], y_pred.dtype)
+                return tf.reduce_sum(tf.square(y_true - y_pred)) / n
+
+            model.compile(optimizer="adam", loss=custom_loss)
+        """),
         Invalid("""
             from tensorflow.keras import backend as K
 
@@ -360,7 +554,18 @@ class BatchSizeAssumption(Rule):
                 return 1 - 6 * K.sum(d) / (BATCH_SIZE * (BATCH_SIZE ** 2 - 1))
 
             model.compile(optimizer="adam", loss=spearman_loss)
-        """, "LL303", 7, "tensorflow/tensorflow#35713: a BATCH_SIZE constant in the formula"),
+        """, "LL303", 7, "tensorflow/tensorflow#35713: a BATCH_SIZE constant in the formula (Keras backend spelling; "
+                         "confirmed at batch size 32)", fixed="""
+            from tensorflow.keras import backend as K
+
+            BATCH_SIZE = 32
+
+            def spearman_loss(y_true, y_pred):
+                d = K.square(y_true - y_pred)
+                return 1 - 6 * K.sum(d) / (K.cast(K.shape(y_pred)[0], y_pred.dtype) * (K.cast(K.shape(y_pred)[0], y_pred.dtype) ** 2 - 1))
+
+            model.compile(optimizer="adam", loss=spearman_loss)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -381,7 +586,16 @@ class BatchSizeAssumption(Rule):
                     batch = y_pred.get_shape().as_list()[0]
                     y_pred = tf.reshape(y_pred, [batch, -1])
                     return tf.reduce_mean(tf.square(tf.reshape(y_true, [batch, -1]) - y_pred), axis=-1)
-        """, "LL303", 6, "get_shape().as_list()[0] in a Keras Loss subclass"),
+        """, "LL303", 6, "get_shape().as_list()[0] in a Keras Loss subclass: used only in shapes, so no cast", fixed="""
+            import keras
+            import tensorflow as tf
+
+            class PairLoss(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    batch = tf.shape(y_pred)[0]
+                    y_pred = tf.reshape(y_pred, [batch, -1])
+                    return tf.reduce_mean(tf.square(tf.reshape(y_true, [batch, -1]) - y_pred), axis=-1)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -391,7 +605,16 @@ class BatchSizeAssumption(Rule):
                 def call(self, y_true, y_pred):
                     sim = tf.matmul(y_pred, y_pred, transpose_b=True)
                     return tf.reshape(sim, [BATCH_SIZE, BATCH_SIZE])[:, 0] - tf.reduce_mean(y_true, axis=-1)
-        """, "LL303", 8, "a reshape to a hard-coded batch size"),
+        """, "LL303", 8, "a reshape to a hard-coded batch size", fixed="""
+            import tensorflow as tf
+
+            BATCH_SIZE = 16
+
+            class Contrastive(tf.keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    sim = tf.matmul(y_pred, y_pred, transpose_b=True)
+                    return tf.reshape(sim, [tf.shape(y_pred)[0], tf.shape(y_pred)[0]])[:, 0] - tf.reduce_mean(y_true, axis=-1)
+        """),
         Invalid("""
             import tensorflow as tf
 
@@ -411,5 +634,40 @@ class BatchSizeAssumption(Rule):
                 return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1) / n
 
             model.compile(optimizer="adam", loss=contrastive_loss)
-        """, "LL303", 4, "len() of a symbolic tensor in a compiled loss"),
+        """, "LL303", 4, "len() of a symbolic tensor in a compiled loss: cast to the prediction's dtype", fixed="""
+            import tensorflow as tf
+
+            def contrastive_loss(y_true, y_pred):
+                n = tf.cast(tf.shape(y_true)[0], y_pred.dtype)
+                return tf.reduce_sum(tf.square(y_true - y_pred), axis=-1) / n
+
+            model.compile(optimizer="adam", loss=contrastive_loss)
+        """),
+        Invalid("""
+            import keras
+            from keras import ops
+
+            class MeanOverBatch(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)
+                    return per_sample * y_pred.shape[0] / ops.sum(per_sample + 1.0)
+        """, "LL303", 7, "Keras 3 without TensorFlow imported: the keras.ops spelling", fixed="""
+            import keras
+            from keras import ops
+
+            class MeanOverBatch(keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)
+                    return per_sample * ops.cast(ops.shape(y_pred)[0], y_pred.dtype) / ops.sum(per_sample + 1.0)
+        """),
+        Invalid("""
+            import tensorflow as tf
+
+            def tiled_loss(y_true, y_pred):
+                n = y_pred.shape[0]
+                weights = tf.reshape(tf.range(n), [n, 1])
+                return tf.reduce_sum(tf.square(y_true - y_pred) * tf.cast(weights, y_pred.dtype), axis=-1) / n
+
+            model.compile(optimizer="adam", loss=tiled_loss)
+        """, "LL303", 4, "no fix: the batch size is both a shape and a divisor (one spelling cannot serve both)"),
     ]

@@ -1,12 +1,16 @@
-"""Confirmation: a fix is proved by running the loss before and after it under TensorFlow, in a subprocess.
+"""Confirmation: a fix is proved by running the loss before and after it under its own framework (TensorFlow/Keras,
+PyTorch or JAX), in a subprocess.
 
 For each fix: apply its edits to the whole file, re-parse, and cut the enclosing loss function out of both versions
-together with the module-level imports, constants and same-module helpers it reads (`extract.py`); infer synthetic
-inputs from the loss's contract; run both in one child process for the whole run (`worker.py` + `runner.py`), on
-normal inputs (values and gradients must agree within the dtype's tolerance) and on edge inputs (the fixed version
-must not be non-finite where the original was not, and must remove some of the original's NaN/Inf); decide
-(`verdict.py`). Verdicts are cached by (original harness, fixed harness, TensorFlow and Keras versions, dtype).
-The user's module is never imported; without TensorFlow every fix stays unconfirmed (None) with the reason.
+together with the module-level imports, constants and same-module helpers it reads (`extract.py`); the harness's
+imports (else the module's) name the framework; infer synthetic inputs from the loss's contract; run both in one child
+process per framework for the whole run, started when its first job comes (`worker.py` + `runner.py`; a PyTorch or JAX
+process never imports TensorFlow), on normal inputs (values and gradients must agree within the dtype's tolerance)
+and on edge inputs (the fixed version must not be non-finite where the original was not, and must remove some of the
+original's NaN/Inf); decide (`verdict.py`). Verdicts are cached by (original harness, fixed harness, framework and its
+versions, dtype). The user's module is never imported; without the framework installed a fix stays unconfirmed (None)
+with the reason, and so does a loss that mixes frameworks. Mixed precision is a Keras policy: PyTorch and JAX
+harnesses run in float32 (float64 for PyTorch when the module sets it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,16 +26,18 @@ from pathlib import Path
 import libcst as cst
 
 from losslint.fixes.confirm import worker as _worker
-from losslint.fixes.confirm.extract import (OTHER_FRAMEWORKS, TF_ROOTS, Harness, Isolation, chain_by_qualname,
-                                            find_chain, function_nodes, harness_for, infer_inputs, qualname_of)
+from losslint.fixes.confirm.extract import (FRAMEWORK_ROOTS, OTHER_FRAMEWORKS, Harness, Isolation, chain_by_qualname,
+                                            find_chain, frameworks_of, function_nodes, harness_for, infer_inputs,
+                                            qualname_of)
 from losslint.fixes.confirm.verdict import Verdict, decide
 from losslint.model import Diagnostic
 
 __all__ = ["confirm_file", "confirm_files", "confirm_rewrite", "Verdict", "STATS"]
 
-HARNESS_VERSION = 1  # bump when the runner or the verdict changes meaning: old cache entries are then ignored
+HARNESS_VERSION = 2  # bump when the runner or the verdict changes meaning: old cache entries are then ignored
 STATS = _worker.STATS
 PER_JOB_TIMEOUT = 60.0
+_RUNNABLE_ROOTS = frozenset().union(*FRAMEWORK_ROOTS.values())
 
 
 # ---- cache ---------------------------------------------------------------------------------------------------
@@ -41,9 +48,10 @@ def _cache_dir(cache_dir: str | None) -> Path:
     return Path(base) / "losslint" / "confirm"
 
 
-def _cache_key(job: dict, vers: dict) -> str:
-    payload = json.dumps([HARNESS_VERSION, job["original"], job["fixed"], job["call"], job["inputs"],
-                          vers.get("tensorflow"), vers.get("keras"), job["dtype"], job.get("expect", "same")],
+def _cache_key(job: dict, vers: dict, framework: str = "tensorflow") -> str:
+    payload = json.dumps([HARNESS_VERSION, job["original"], job["fixed"], job["call"], job["inputs"], framework,
+                          [vers.get(d) for d in _worker.FRAMEWORK_DISTS.get(framework, (framework,))], job["dtype"],
+                          job.get("expect", "same")],
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -84,14 +92,31 @@ class _Job:
                 "expect": self.base.get("expect", "same")}
 
 
-def _framework_problem(h: Harness, module_roots: set[str]) -> str | None:
-    others = sorted({OTHER_FRAMEWORKS[r] for r in h.roots if r in OTHER_FRAMEWORKS})
+def _framework_of(h: Harness, module_roots: set[str]) -> tuple[str | None, str | None]:
+    """(the framework the harness runs under, None), or (None, why it runs under none): the harness's own imports
+    decide, else the module's (a loss that calls only tensor methods)."""
+    others = sorted({OTHER_FRAMEWORKS[r] for r in h.roots if r in OTHER_FRAMEWORKS and not frameworks_of({r})})
     if others:
-        return f"{others[0]} code: only TensorFlow/Keras code is confirmed (it would need {others[0]} installed " \
-               f"and a {others[0]} harness)"
-    if not (h.roots & TF_ROOTS) and not (module_roots & TF_ROOTS):
-        return "not TensorFlow/Keras code"
-    return None
+        return None, f"{others[0]} code: only TensorFlow/Keras, PyTorch and JAX code is confirmed"
+    found = frameworks_of(h.roots) or frameworks_of(module_roots & _RUNNABLE_ROOTS)
+    if len(found) > 1:
+        return None, f"the loss mixes {' and '.join(_worker.FRAMEWORK_NAMES[f] for f in found)} code: a fix is " \
+                     f"confirmed under one framework"
+    if not found:
+        return None, "not TensorFlow/Keras, PyTorch or JAX code"
+    return found[0], None
+
+
+def _stated_dtype(source: str, framework: str, dtype: str) -> str:
+    """PyTorch/JAX: float32, unless the loss's own code computes in another format (`.astype(jnp.float16)`,
+    `.half()`, `torch.bfloat16`; float64 for PyTorch when the module or the code says so - JAX runs without x64)."""
+    if re.search(r"\bbfloat16\b|\.bfloat16\(", source):
+        return "bfloat16"
+    if re.search(r"\bfloat16\b|\.half\(|\btorch\.half\b", source):
+        return "float16"
+    if framework == "torch" and (dtype == "float64" or re.search(r"\bfloat64\b|\.double\(", source)):
+        return "float64"
+    return "float32"
 
 
 def _module_roots(module: cst.Module) -> set[str]:
@@ -113,14 +138,17 @@ def _make_job(original_chain: list[cst.CSTNode], original_module: cst.Module, fi
         h0 = harness_for(original_module, original_chain)
     except Isolation as exc:
         roots = _module_roots(original_module)
-        others = sorted({OTHER_FRAMEWORKS[r] for r in roots if r in OTHER_FRAMEWORKS})
-        reason = f"{others[0]} code: only TensorFlow/Keras code is confirmed" if others and not roots & TF_ROOTS \
-            else f"the loss cannot be isolated: {exc}"
+        others = sorted({OTHER_FRAMEWORKS[r] for r in roots if r in OTHER_FRAMEWORKS and not frameworks_of({r})})
+        reason = f"{others[0]} code: only TensorFlow/Keras, PyTorch and JAX code is confirmed" \
+            if others and not roots & _RUNNABLE_ROOTS else f"the loss cannot be isolated: {exc}"
         return _Job(base=base, verdict=Verdict(None, dict(base, reason=reason)))
     base["function"] = h0.call.get("name") or f"{h0.call.get('class')}.{h0.call.get('method')}"
-    problem = _framework_problem(h0, _module_roots(original_module))
-    if problem is not None:
+    framework, problem = _framework_of(h0, _module_roots(original_module))
+    if framework is None:
         return _Job(base=base, verdict=Verdict(None, dict(base, reason=problem)))
+    base["framework"] = framework
+    if framework != "tensorflow":  # mixed precision is a Keras policy: here the loss's own code decides
+        dtype = base["dtype"] = _stated_dtype(h0.source, framework, dtype)
     try:
         fixed_module = cst.parse_module(fixed_source)
     except cst.ParserSyntaxError as exc:
@@ -177,27 +205,31 @@ def _describe(p: dict, inputs: dict) -> str:
             return f"integer class labels {shape[:-1]}"
         return {"onehot": "one-hot labels", "binary": "binary 0/1 labels", "distribution": "soft target distributions",
                 "regression": "regression targets"}.get(lk, lk) + f" {shape}"
+    if kind == "model":
+        return "the identity function (the model's output is its input)"
+    if kind == "unused":
+        return "None (not read)"
     return {"probs": "probabilities", "logits": "logits", "real": "real-valued predictions", "mask": "0/1 mask",
             "weights": "positive weights"}.get(kind, kind) + f" {shape}"
 
 
 # ---- running -------------------------------------------------------------------------------------------------
 def _run(jobs: list[_Job], timeout: float, cache_dir: str | None) -> None:
-    """Fill in every job's verdict: from the cache, else from one child process shared by all jobs."""
+    """Fill in every job's verdict: from the cache, else from one child process per framework, shared by its jobs."""
     pending = [j for j in jobs if j.verdict is None]
     if not pending:
         return
     vers = _worker.versions()
-    if not vers.get("tensorflow"):
-        why = "TensorFlow is not installed" + (f" for {_worker.python()}" if os.environ.get(
-            "LOSSLINT_CONFIRM_PYTHON") else "") + " (pip install 'losslint[verify]')"
-        for j in pending:
-            j.verdict = Verdict(None, dict(j.base, reason=why))
+    for j in pending:
+        if not vers.get(_framework(j)):
+            j.verdict = Verdict(None, dict(j.base, reason=_not_installed(_framework(j))))
+    pending = [j for j in pending if j.verdict is None]
+    if not pending:
         return
     directory = _cache_dir(cache_dir)
     todo = []
     for j in pending:
-        j.key = _cache_key(j.payload(0), vers)
+        j.key = _cache_key(j.payload(0), vers, _framework(j))
         hit = _cache_get(directory, j.key)
         if hit is not None:
             STATS["cache_hits"] += 1
@@ -216,7 +248,8 @@ def _run(jobs: list[_Job], timeout: float, cache_dir: str | None) -> None:
             twins[j.key] = []  # type: ignore[index]
             unique.append(j)
     try:
-        _run_unique(unique, deadline, timeout, directory)
+        for fw in dict.fromkeys(_framework(j) for j in unique):  # one child process per framework, in turn
+            _run_unique([j for j in unique if _framework(j) == fw], deadline, timeout, directory, fw)
     finally:
         for j in unique:
             for twin in twins.get(j.key or "", []):
@@ -224,20 +257,35 @@ def _run(jobs: list[_Job], timeout: float, cache_dir: str | None) -> None:
                     k: v for k, v in twin.base.items() if k == "path"})) if j.verdict is not None else None
 
 
-def _run_unique(todo: list[_Job], deadline: float, timeout: float, directory: Path) -> None:
+def _framework(j: _Job) -> str:
+    return j.base.get("framework", "tensorflow")
+
+
+def _not_installed(framework: str) -> str:
+    name = _worker.FRAMEWORK_NAMES.get(framework, framework)
+    where = f" for {_worker.python()}" if os.environ.get("LOSSLINT_CONFIRM_PYTHON") else ""
+    how = {"tensorflow": "pip install 'losslint[verify]'", "torch": "pip install torch", "jax": "pip install jax"}
+    return f"{name} is not installed{where} ({how.get(framework, f'pip install {framework}')})"
+
+
+def _run_unique(todo: list[_Job], deadline: float, timeout: float, directory: Path,
+                framework: str = "tensorflow") -> None:
     w = None
+    name = _worker.FRAMEWORK_NAMES.get(framework, framework)
     for n, j in enumerate(todo):
         try:
+            if time.monotonic() >= deadline:
+                raise _worker.WorkerError("timed out")
             if w is None or not w.alive():
-                w = _worker.get_worker(deadline)
+                w = _worker.get_worker(deadline, framework)
             raw = w.run(j.payload(n), deadline)
         except _worker.WorkerError as exc:
             msg = str(exc)
             if w is not None:
                 _worker.drop_worker(w)
                 w = None
-            if "import" in msg.lower() and "tensorflow" in msg.lower() or msg.startswith("ModuleNotFoundError"):
-                reason = f"TensorFlow cannot be imported: {msg}"
+            if "import" in msg.lower() and framework in msg.lower() or msg.startswith("ModuleNotFoundError"):
+                reason = f"{name} cannot be imported: {msg}"
             elif msg == "timed out":
                 reason = f"timed out after {timeout:g} s"
             else:
@@ -248,7 +296,7 @@ def _run_unique(todo: list[_Job], deadline: float, timeout: float, directory: Pa
                     rest.verdict = Verdict(None, dict(rest.base, reason=reason))
                 return
             continue
-        base = dict(j.base, tensorflow=w.tensorflow, keras=w.keras)
+        base = dict(j.base, framework=framework, **w.versions)
         j.verdict = decide(raw, base)
         if not (raw.get("error") or "").startswith(("timed out", "harness failure")):
             _cache_put(directory, j.key or "", j.verdict)
@@ -309,6 +357,10 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
         chain = find_chain(module, ranges, d.range.start.line + 1, d.range.start.column)
         if chain and isinstance(chain[0], cst.SimpleStatementLine):
             chain = [chain[0]] + [n for n in chain[1:] if isinstance(n, cst.Lambda)][:1]
+        if not chain:  # a module-level statement (TF1 graph code) holds it
+            at = (d.range.start.line + 1, d.range.start.column)
+            chain = [st for st in module.body if isinstance(st, cst.SimpleStatementLine) and id(st) in ranges
+                     and ranges[id(st)][0] <= at <= ranges[id(st)][1]][:1]
         chains[i] = chain
     for i, d in wanted:
         assert d.fix is not None
@@ -318,6 +370,12 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
             out.append((i, _Job(base=base, verdict=Verdict(None, dict(base, reason="the fix's edits overlap")))))
             continue
         chain = chains[i]
+        if chain and len(chain) == 1 and isinstance(chain[0], cst.SimpleStatementLine):
+            others = [e for j, d2 in wanted if j != i and chains[j] and chains[j][0] is chain[0]
+                      for e in d2.fix.edits if not any(_overlap(e, o) for o in own)]  # type: ignore[union-attr]
+            out.append((i, _expression_job(module, source, chain[0], others, own, dtype, dict(base, expect=d.fix.expect)
+                                           if d.fix.expect != "same" else dict(base), d.fix.batch)))
+            continue
         if not chain or not any(isinstance(n, (cst.FunctionDef, cst.Lambda)) for n in chain):
             out.append((i, _Job(base=base, verdict=Verdict(None, dict(
                 base, reason="the loss cannot be isolated: the fix is not inside a function")))))
@@ -335,6 +393,29 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
             job = _make_job(chain, module, fixed_source, roles, dtype, fbase, d.fix.batch)
         out.append((i, job))
     return out
+
+
+def _expression_job(module: cst.Module, source: str, stmt: cst.CSTNode, others: list, own: list, dtype: str,
+                    base: dict, batch: int | None) -> _Job:
+    """A fix in a module-level statement (TF1 graph code): confirmed on a synthetic function of its tensors."""
+    from losslint.fixes.apply import apply_edits
+    from losslint.fixes.confirm.expression import synthesize
+
+    baseline, left = apply_edits(source, others) if others else (source, [])
+    fixed, left2 = apply_edits(source, others + own)
+    if left or left2:
+        return _Job(base=base, verdict=Verdict(None, dict(base, reason="the fix's edits overlap")))
+    try:
+        bmodule = cst.parse_module(baseline) if others else module
+        bstmt = bmodule.body[list(module.body).index(stmt)] if others else stmt  # type: ignore[arg-type]
+        syn = synthesize(bmodule, bstmt, fixed)
+    except (Isolation, ValueError, IndexError, cst.ParserSyntaxError) as exc:
+        return _Job(base=base, verdict=Verdict(None, dict(base, reason=f"the loss cannot be isolated: {exc}")))
+    if others:
+        base["baseline"] = f"with the {len(others)} other fix edit(s) in this statement applied to both versions"
+    base["expression"] = "a module-level expression, run as a function of " + \
+        ", ".join(f"`{n}`" for n in (p.name.value for p in syn.chain[-1].params.params))  # type: ignore[attr-defined]
+    return _make_job(syn.chain, syn.module, syn.fixed_source, syn.roles, dtype, base, batch)
 
 
 def _overlap(a, b) -> bool:  # noqa: ANN001
@@ -375,7 +456,7 @@ def _apply(diagnostics: tuple[Diagnostic, ...], jobs: list[tuple[int, _Job]]) ->
 # ---- public API ----------------------------------------------------------------------------------------------
 def confirm_files(items: list[tuple[str, str, tuple[Diagnostic, ...]]], *, timeout: float = 120.0,
                   cache_dir: str | None = None) -> list[tuple[Diagnostic, ...]]:
-    """Confirm the fixes of many files with one TensorFlow subprocess for the whole run."""
+    """Confirm the fixes of many files with one subprocess per framework (TensorFlow, PyTorch, JAX) for the run."""
     per_file: list[list[tuple[int, _Job]]] = []
     for path, source, diagnostics in items:
         try:

@@ -6,8 +6,10 @@ their original order. Imports of anything but the standard library and the frame
 and constants computed by user code make the function "not isolable" (an `Isolation` error with the reason). The
 user's module is never imported: the harness holds copies of the statements it needs.
 
-Also here: the synthetic-input spec (which parameter is labels, probabilities, logits, a mask; the label kind; the
-shape), inferred from the parameters' roles and names and from the code.
+Also here: the synthetic-input spec (which parameter is labels, probabilities, logits, a mask, a parameter matrix
+`x @ params`, a training step's `model` (the identity stands in) or unread `opt` (None); the label kind; the shape),
+inferred from the parameters' roles and names and from the code; and which framework (TensorFlow/Keras, PyTorch, JAX)
+a harness's imports name (`frameworks_of`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 TF_ROOTS = frozenset({"tensorflow", "keras", "tf_keras"})
+TORCH_ROOTS = frozenset({"torch", "torchvision"})
+JAX_ROOTS = frozenset({"jax", "jaxlib", "flax", "optax", "haiku", "equinox"})
+# the frameworks a harness runs under (runner.py --framework F), by the top-level modules that mark their code
+FRAMEWORK_ROOTS = {"tensorflow": TF_ROOTS, "torch": TORCH_ROOTS, "jax": JAX_ROOTS}
 OTHER_FRAMEWORKS = {"torch": "PyTorch", "torchvision": "PyTorch", "jax": "JAX", "jaxlib": "JAX", "flax": "JAX",
                     "optax": "JAX", "haiku": "JAX", "equinox": "JAX", "mxnet": "MXNet", "paddle": "PaddlePaddle"}
 _ALLOWED_ROOTS = TF_ROOTS | {"numpy", "scipy", "tensorflow_probability"} | set(getattr(sys, "stdlib_module_names", ()))
@@ -163,6 +169,11 @@ def _dotted(node: cst.BaseExpression) -> str:
     if isinstance(node, cst.Name):
         parts.append(node.value)
     return ".".join(reversed(parts))
+
+
+def frameworks_of(roots: set[str] | frozenset[str]) -> list[str]:
+    """The frameworks (`tensorflow`, `torch`, `jax`) whose modules `roots` holds, in that order."""
+    return [fw for fw, rs in FRAMEWORK_ROOTS.items() if roots & rs]
 
 
 # ---- module-level bindings -----------------------------------------------------------------------------------
@@ -494,7 +505,22 @@ WEIGHT_WORDS = {"weights", "weight", "sample_weight", "sample_weights", "w"}
 ROLE_KIND = {"y_true": "labels", "labels": "labels", "y_pred": "probs", "probs": "probs", "y_logits": "logits",
              "logits": "logits", "mask": "mask", "weights": "weights", "real": "real"}
 
-_AXIS_RE = re.compile(r"\baxis\s*=\s*(\(|\[)?\s*(-?\d+(?:\s*,\s*-?\d+)*)")
+PARAM_WORDS = {"params", "param", "parameters", "theta"}  # model parameters: a weight matrix when multiplied by
+MODEL_WORDS = {"model", "net", "network", "apply_fn", "model_fn", "forward_fn"}  # called: the identity stands in
+# a training step's other arguments: None when the step does not read them
+STEP_WORDS = {"opt", "optim", "optimizer", "optimiser", "scaler", "step", "global_step", "epoch", "batch_idx",
+              "batch_index", "device", "scheduler", "lr_scheduler"}
+
+_AXIS_RE = re.compile(r"\b(?:axis|dim)\s*=\s*(\(|\[)?\s*(-?\d+(?:\s*,\s*-?\d+)*)")
+# PyTorch's criteria that take only class indices (`F.nll_loss`, `nn.NLLLoss()`; `F.cross_entropy` also takes
+# probabilities, the one-hot labels), optax's integer labels
+_CLASS_INDEX_RE = re.compile(r"\.nll_loss\(|\bnllloss\(|integer_labels")
+
+
+def _matmul_operand(name: str, text: str) -> bool:
+    """Is `name` multiplied as a matrix in `text` (`x @ params`, `jnp.dot(x, params)`, `matmul(params, x)`)?"""
+    n = re.escape(name)
+    return bool(re.search(rf"@\s*{n}\b|\b{n}\s*@|\b(?:matmul|dot|mm)\([^()]*\b{n}\b", text))
 
 
 def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params: list[cst.Param],
@@ -508,6 +534,9 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     else:
         role_of = dict(roles or {})
     kinds: list[tuple[str, str]] = []
+    body = func.body
+    body_code = cst.Module(body=[]).code_for_node(body)
+    body_reads = set(_names(body).read)
     for i, p in enumerate(required):
         n = p.name.value
         low = n.lower()
@@ -523,8 +552,14 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
                 role = "mask"
             elif low in WEIGHT_WORDS:
                 role = "weights"
+            elif low in PARAM_WORDS and _matmul_operand(n, harness_source):
+                role = "params"  # `loss_fn(params, x, labels)` with `x @ params`: JAX's convention
             elif len(required) == 2 and i < 2:
                 role = ("y_true", "y_pred")[i]  # the Keras convention
+            elif low in MODEL_WORDS and re.search(rf"\b{re.escape(n)}\s*\(", body_code):
+                role = "model"  # a training step's `model(x)`: the identity, so `x` is the model's output
+            elif low in STEP_WORDS and n not in body_reads:
+                role = "unused"  # a training step's `opt` it never touches: None
         if role is None:
             raise Isolation(f"no synthetic input fits parameter `{n}`")
         kinds.append((n, ROLE_KIND.get(role, role)))
@@ -532,7 +567,7 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     fname = func.name.value.lower() if isinstance(func, cst.FunctionDef) else ""
     text = code.lower()
     true_names = [n for n, k in kinds if k == "labels"]
-    if "sparse" in fname or "sparse" in text or "one_hot(" in text:
+    if "sparse" in fname or "sparse" in text or "one_hot(" in text or _CLASS_INDEX_RE.search(text):
         label_kind = "sparse"
     elif re.search(r"kld|kl_?div|divergence", fname) or re.search(r"kl_?div|kullback", text) \
             or any(re.search(rf"\blog\w*\(\s*{re.escape(t.lower())}\b", text) for t in true_names):
@@ -548,13 +583,21 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     else:
         label_kind = "onehot"
     params_spec = []
+    has_params = any(k == "params" for _, k in kinds)
+    models = [n for n, k in kinds if k == "model"]
     for n, k in kinds:
-        if k == "probs" and label_kind == "regression":
-            k = "real"
+        if k == "probs" and any(re.search(rf"\b{re.escape(m)}\s*\(\s*{re.escape(n)}\s*[,)]", code) for m in models):
+            k = "logits"  # what `model(x)` returns, with the identity as the model: logits
+        elif k == "probs" and (label_kind == "regression" or has_params and _matmul_operand(n, code)):
+            k = "real"  # regression predictions; features multiplied by the parameters (`x @ params`)
+        if k == "params":  # a weight matrix, differentiated as `jax.grad(loss_fn)` would: logit-scaled values
+            k = "logits"
         params_spec.append({"name": n, "kind": k, "grad": k in ("probs", "logits", "real")})
     if not any(p["grad"] for p in params_spec):
         raise Isolation("no parameter of the loss looks like a prediction to differentiate with respect to")
     shape = _infer_shape(func, [n for n, _ in kinds], code)
+    if len(shape) == 2 and has_params:
+        shape = [shape[-1], shape[-1]]  # square: `x @ params` keeps the shape of every other input
     return {"params": params_spec, "label_kind": label_kind, "shape": shape, "seed": 0}
 
 

@@ -1,11 +1,17 @@
-"""The confirmation harness: run as a script in a child process (`python runner.py`), never imported by losslint.
+"""The confirmation harness: run as a script in a child process (`python runner.py [--framework F]`), never imported
+by losslint.
 
-It imports nothing from losslint (the interpreter may be another environment's), imports TensorFlow once, then reads
-one JSON job per line on stdin and writes one JSON result per line on the original stdout. Anything the user's code
-prints goes to stderr. A job holds two module texts (the original and the fixed harness module), how to call the loss,
-the synthetic-input spec and the dtype; the result holds raw figures per input case. The parent decides the verdict.
+F is `tensorflow` (the default), `torch` or `jax`: the process imports that framework once, and no other (a PyTorch
+or JAX process never imports TensorFlow). It imports nothing from losslint (the interpreter may be another
+environment's), then reads one JSON job per line on stdin and writes one JSON result per line on the original stdout.
+Anything the user's code prints goes to stderr. A job holds two module texts (the original and the fixed harness
+module), how to call the loss, the synthetic-input spec and the dtype; the result holds raw figures per input case.
+The parent decides the verdict. The input cases (`cases`) and the comparison (`compare`) are the same numpy code for
+every framework; turning them into tensors (`tensors`), loading the loss (`load`) and taking values and gradients
+(`evaluate`: GradientTape, `torch.autograd.grad`, `jax.value_and_grad`) are per framework.
 
-Protocol: first line out is {"ready": true, "tensorflow": ver, "keras": ver} or {"ready": false, "error": ...}.
+Protocol: first line out is {"ready": true, "framework": F, <F's distributions>: version...} (for TensorFlow:
+"tensorflow" and "keras"; PyTorch: "torch"; JAX: "jax" and "jaxlib") or {"ready": false, "error": ...}.
 """
 
 from __future__ import annotations
@@ -48,21 +54,56 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def main() -> None:
-    try:
-        import numpy as np
-        import tensorflow as tf
-    except BaseException as exc:  # noqa: BLE001 - report anything, including a failing native import
-        _emit({"ready": False, "error": _short(exc)})
-        return
+def _framework() -> str:
+    args = sys.argv[1:]
+    if "--framework" in args and args.index("--framework") + 1 < len(args):
+        return args[args.index("--framework") + 1]
+    return "tensorflow"
+
+
+def _start(framework: str):  # noqa: ANN202
+    """Import the framework (and only it): (the context, the ready message's versions)."""
+    import numpy as np
+
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(1)  # deterministic reductions, and one core per child
+        return _TorchContext(np, torch), {"torch": torch.__version__}
+    if framework == "jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        os.environ["JAX_ENABLE_X64"] = "0"
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")
+        jax.config.update("jax_enable_x64", False)
+        try:
+            import jaxlib
+            jaxlib_version = getattr(jaxlib, "__version__", None)
+        except BaseException:  # noqa: BLE001
+            jaxlib_version = None
+        return _JaxContext(np, jax), {"jax": jax.__version__, "jaxlib": jaxlib_version}
+    if framework != "tensorflow":
+        raise ValueError(f"unknown framework {framework!r}")
+    import tensorflow as tf
+
     try:
         import keras
         keras_version = getattr(keras, "__version__", None)
     except BaseException:  # noqa: BLE001
         keras = None
         keras_version = None
-    _emit({"ready": True, "tensorflow": tf.__version__, "keras": keras_version})
-    ctx = _Context(np, tf, keras)
+    return _Context(np, tf, keras), {"tensorflow": tf.__version__, "keras": keras_version}
+
+
+def main() -> None:
+    framework = _framework()
+    try:
+        ctx, versions = _start(framework)
+    except BaseException as exc:  # noqa: BLE001 - report anything, including a failing native import
+        _emit({"ready": False, "framework": framework, "error": _short(exc)})
+        return
+    _emit(dict({"ready": True, "framework": framework}, **versions))
     signal.signal(signal.SIGALRM, _on_alarm)
     for line in sys.stdin:
         line = line.strip()
@@ -114,7 +155,56 @@ class _MergedBackend:
         raise AttributeError(name)
 
 
+def _exec_harness(source: str, label: str) -> dict:
+    ns: dict = {"__name__": f"losslint_harness_{label}", "__builtins__": builtins}
+    exec(compile(source, f"<losslint {label} harness>", "exec"), ns)  # noqa: S102 - the point of the harness
+    return ns
+
+
+def _instance(cls):  # noqa: ANN001, ANN202
+    try:
+        return cls()
+    except Exception:  # noqa: BLE001 - a constructor that needs arguments: an instance without __init__
+        return cls.__new__(cls)
+
+
+def _loss_from(ns: dict, call: dict, instance):  # noqa: ANN001, ANN202
+    """The callable the job names in the executed harness namespace: a function, a method of an instance of a class
+    (`instance(cls)` makes it), or what a zero-argument factory returns."""
+    kind = call.get("kind", "function")
+    if kind == "function":
+        return ns[call["name"]]
+    if kind == "method":
+        return getattr(instance(ns[call["class"]]), call["method"])
+    if kind == "factory":
+        made = ns[call["name"]]()
+        if not callable(made):
+            raise TypeError(f"{call['name']}() returned {type(made).__name__}, not a loss function")
+        return made
+    raise ValueError(f"unknown call kind {kind!r}")
+
+
+def _identity(t):  # noqa: ANN001, ANN202
+    return t
+
+
+# arguments that are not tensors: a training step's `model` (the identity: its input is the model's output) and a
+# parameter the loss never reads (None)
+_STAND_INS = {"model": _identity, "unused": None}
+
+
+def _flatten(out) -> list:  # noqa: ANN001
+    """The leaves of a loss's result: nested lists, tuples and dicts (sorted keys, as tf.nest and jax trees do)."""
+    if isinstance(out, (list, tuple)):
+        return [leaf for o in out for leaf in _flatten(o)]
+    if isinstance(out, dict):
+        return [leaf for k in sorted(out, key=repr) for leaf in _flatten(out[k])]
+    return [out]
+
+
 class _Context:
+    """TensorFlow/Keras: constant tensors, gradients from a GradientTape. The other frameworks subclass it."""
+
     def __init__(self, np, tf, keras) -> None:  # noqa: ANN001
         self.np = np
         self.tf = tf
@@ -136,29 +226,31 @@ class _Context:
                 self.keras.saving.get_custom_objects().clear()
             except Exception:  # noqa: BLE001
                 pass
-        ns: dict = {"__name__": f"losslint_harness_{label}", "__builtins__": builtins}
-        exec(compile(source, f"<losslint {label} harness>", "exec"), ns)  # noqa: S102 - the point of the harness
+        ns = _exec_harness(source, label)
         if self.backend_shim is not None:
             k3, merged = self.backend_shim
             for k, v in list(ns.items()):
                 if v is k3:
                     ns[k] = merged
-        kind = call.get("kind", "function")
-        if kind == "function":
-            return ns[call["name"]]
-        if kind == "method":
-            cls = ns[call["class"]]
-            try:
-                obj = cls()
-            except Exception:  # noqa: BLE001 - a constructor that needs arguments: an instance without __init__
-                obj = cls.__new__(cls)
-            return getattr(obj, call["method"])
-        if kind == "factory":
-            made = ns[call["name"]]()
-            if not callable(made):
-                raise TypeError(f"{call['name']}() returned {type(made).__name__}, not a loss function")
-            return made
-        raise ValueError(f"unknown call kind {kind!r}")
+        self._tf1(ns, source)
+        return _loss_from(ns, call, _instance)
+
+    def _tf1(self, ns: dict, source: str) -> None:
+        """TF1 graph code (`tf.log`, `tf.div`, `reduction_indices=`): its names resolve in `tf.compat.v1` first,
+        whose math ops run eagerly too."""
+        import re
+
+        tf = self.tf
+        v1 = getattr(getattr(tf, "compat", None), "v1", None)
+        if v1 is None:
+            return
+        for k, v in list(ns.items()):
+            if v is not tf:
+                continue
+            attrs = set(re.findall(rf"\b{re.escape(k)}\.([A-Za-z_]\w*)", source))
+            if "reduction_indices" in source or "keep_dims" in source or \
+                    any(not hasattr(tf, a) and hasattr(v1, a) for a in attrs):
+                ns[k] = _MergedBackend(v1, tf)
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def cases(self, spec: dict) -> list[tuple[str, dict]]:
@@ -217,6 +309,9 @@ class _Context:
         args, watched = [], []
         for p in spec["params"]:
             kind = p["kind"]
+            if kind in _STAND_INS:
+                args.append(_STAND_INS[kind])
+                continue
             if kind == "labels" and spec.get("label_kind") == "sparse":
                 t = tf.constant(values["classes"].astype(np.int32))
             else:
@@ -249,11 +344,14 @@ class _Context:
                 for g in grads]
         return value, garr
 
+    def dtype(self, name: str | None):  # noqa: ANN201
+        tf = self.tf
+        return {"float16": tf.float16, "bfloat16": tf.bfloat16, "float64": tf.float64}.get(name, tf.float32)
+
     def run_job(self, job: dict) -> dict:
-        tf, np = self.tf, self.np
+        np = self.np
         spec = job["inputs"]
-        dtype = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float64": tf.float64}.get(job.get("dtype"),
-                                                                                          tf.float32)
+        dtype = self.dtype(job.get("dtype"))
         fns = {}
         for label in ("original", "fixed"):
             try:
@@ -318,6 +416,171 @@ class _Context:
         out["max_grad_diff"] = gdiff
         out["max_grad_abs"] = gabs
         return out
+
+
+class _TorchContext(_Context):
+    """PyTorch, on the CPU: float tensors (`requires_grad_()` on the prediction parameters), int64 class labels,
+    gradients from `torch.autograd.grad` of the summed floating outputs (None where an input is unused)."""
+
+    def __init__(self, np, torch) -> None:  # noqa: ANN001
+        self.np = np
+        self.torch = torch
+        self.tf = self.keras = self.backend_shim = None
+
+    def load(self, source: str, call: dict, label: str):  # noqa: ANN201
+        torch = self.torch
+
+        def instance(cls):  # noqa: ANN001, ANN202
+            try:
+                return cls()
+            except Exception:  # noqa: BLE001 - a constructor that needs arguments: an instance without __init__
+                obj = cls.__new__(cls)
+                if isinstance(obj, torch.nn.Module):
+                    torch.nn.Module.__init__(obj)
+                return obj
+
+        return _loss_from(_exec_harness(source, label), call, instance)
+
+    def dtype(self, name: str | None):  # noqa: ANN201
+        t = self.torch
+        return {"float16": t.float16, "bfloat16": t.bfloat16, "float64": t.float64}.get(name, t.float32)
+
+    def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
+        torch, np = self.torch, self.np
+        args, watched = [], []
+        for p in spec["params"]:
+            kind = p["kind"]
+            if kind in _STAND_INS:
+                args.append(_STAND_INS[kind])
+                continue
+            if kind == "labels" and spec.get("label_kind") == "sparse":
+                t = torch.tensor(values["classes"].astype(np.int64), dtype=torch.long)
+            else:
+                arr = values[kind if kind in values else "real"]
+                t = torch.tensor(np.asarray(arr, dtype=np.float32)).to(dtype)
+            args.append(t)
+            if p.get("grad"):
+                watched.append(len(args) - 1)
+        return args, watched
+
+    def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
+        torch, np = self.torch, self.np
+        # fresh leaves per call: an in-place op or a `.backward()` inside the loss cannot leak into the other version
+        fresh = [a.detach().clone() if torch.is_tensor(a) else a for a in args]
+        leaves = [fresh[i].requires_grad_() for i in watched]
+        backwarded: list = []
+        backward = torch.Tensor.backward
+
+        def recording_backward(t, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            backwarded.append(t)
+            return backward(t, *a, **k)
+
+        torch.Tensor.backward = recording_backward
+        try:
+            with torch.enable_grad():
+                out = fn(*fresh)
+        finally:
+            torch.Tensor.backward = backward
+        if out is None and backwarded:  # a training step: judged by the loss it back-propagates (and its gradients)
+            out = backwarded
+        flat = _flatten(out)
+        targets = [o for o in flat if torch.is_tensor(o) and o.is_floating_point() and o.requires_grad]
+        grads: list = [None] * len(leaves)
+        if targets and leaves:
+            total = targets[0].sum()
+            for o in targets[1:]:
+                total = total + o.sum()
+            try:
+                grads = list(torch.autograd.grad(total, leaves, allow_unused=True))
+            except RuntimeError:
+                if not any(t.grad is not None for t in leaves):  # not a loss that ran backward() itself
+                    raise
+                grads = [t.grad for t in leaves]
+        vals = []
+        for o in flat:
+            if torch.is_tensor(o):
+                vals.append(o.detach().to("cpu", torch.float64).numpy().ravel())
+            else:
+                vals.append(np.asarray(o, dtype=np.float64).ravel())
+        value = np.concatenate(vals) if vals else np.zeros(0)
+        garr = [None if g is None else g.detach().to("cpu", torch.float64).numpy().ravel() for g in grads]
+        return value, garr
+
+
+class _JaxContext(_Context):
+    """JAX, on the CPU with 64-bit types off: `jnp` arrays (int32 class labels), values from calling the loss,
+    gradients from `jax.value_and_grad` of the summed floating outputs with respect to the prediction positions.
+    A loss JAX cannot trace (`float(x)`, numpy on a tracer) gets values only: no gradient (None)."""
+
+    def __init__(self, np, jax) -> None:  # noqa: ANN001
+        import jax.numpy as jnp
+
+        self.np = np
+        self.jax = jax
+        self.jnp = jnp
+        self.tf = self.keras = self.backend_shim = None
+        errors = getattr(jax, "errors", None)
+        self.trace_errors = tuple(getattr(errors, n) for n in (
+            "ConcretizationTypeError", "TracerArrayConversionError", "TracerBoolConversionError",
+            "TracerIntegerConversionError", "NonConcreteBooleanIndexError") if hasattr(errors, n))
+
+    def load(self, source: str, call: dict, label: str):  # noqa: ANN201
+        return _loss_from(_exec_harness(source, label), call, _instance)
+
+    def dtype(self, name: str | None):  # noqa: ANN201
+        jnp = self.jnp
+        return {"float16": jnp.float16, "bfloat16": jnp.bfloat16}.get(name, jnp.float32)  # 64-bit types are off
+
+    def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
+        jnp, np = self.jnp, self.np
+        args, watched = [], []
+        for p in spec["params"]:
+            kind = p["kind"]
+            if kind in _STAND_INS:
+                args.append(_STAND_INS[kind])
+                continue
+            if kind == "labels" and spec.get("label_kind") == "sparse":
+                t = jnp.asarray(values["classes"].astype(np.int32))
+            else:
+                arr = values[kind if kind in values else "real"]
+                t = jnp.asarray(np.asarray(arr, dtype=np.float32)).astype(dtype)
+            args.append(t)
+            if p.get("grad"):
+                watched.append(len(args) - 1)
+        return args, watched
+
+    def _floating(self, o) -> bool:  # noqa: ANN001
+        dt = getattr(o, "dtype", None)
+        return dt is not None and hasattr(o, "shape") and self.jnp.issubdtype(dt, self.jnp.floating)
+
+    def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
+        jax, jnp, np = self.jax, self.jnp, self.np
+        out, grads, traced = None, [None] * len(watched), False
+        if watched:
+            connected = [True]
+
+            def total(*a):  # noqa: ANN002, ANN202
+                res = fn(*a)
+                targets = [o for o in _flatten(res) if self._floating(o)]
+                connected[0] = bool(targets)
+                s = jnp.float32(0.0)
+                for o in targets:
+                    s = s + jnp.sum(o).astype(jnp.float32)
+                return s, res
+
+            try:
+                (_, out), g = jax.value_and_grad(total, argnums=tuple(watched), has_aux=True)(*args)
+                traced = True
+                if connected[0]:
+                    grads = list(g)
+            except self.trace_errors:
+                pass  # not traceable: not differentiable in JAX; values from a plain call below
+        if not traced:
+            out = fn(*args)
+        vals = [np.asarray(o, dtype=np.float64).ravel() for o in _flatten(out)]
+        value = np.concatenate(vals) if vals else np.zeros(0)
+        garr = [None if g is None else np.asarray(g, dtype=np.float64).ravel() for g in grads]
+        return value, garr
 
 
 if __name__ == "__main__":

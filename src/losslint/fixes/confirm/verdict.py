@@ -89,7 +89,8 @@ def decide(result: dict, base: dict) -> Verdict:
     ev["grad_tolerance"] = gtol
     ev["max_value_diff"] = vdiff
     ev["max_grad_diff"] = gdiff
-    ev["gradient"] = "none in either version (not differentiable in TensorFlow)" \
+    framework = {"torch": "PyTorch", "jax": "JAX"}.get(ev.get("framework", ""), "TensorFlow")
+    ev["gradient"] = f"none in either version (not differentiable in {framework})" \
         if all(o.get("grad_none", [False])) and all(f.get("grad_none", [False])) else "with respect to " + \
         ", ".join(ev.get("grad_params", []) or ["the predictions"])
     # edge cases
@@ -134,11 +135,7 @@ def decide(result: dict, base: dict) -> Verdict:
         ev["reason"] = "the original is not finite on normal inputs: no values to compare" if normal_bad[0] \
             else "the loss produced no values to compare"
         return Verdict(None, ev)
-    introduced = [k for k, (ob, fb) in edges.items() if ob == 0 and fb > 0]
-    if introduced:
-        k = introduced[0]
-        ev["reason"] = f"the fixed version gives NaN/Inf ({edges[k][1]} elements) on {EDGE_DESCRIPTIONS.get(k, k)}, " \
-                       f"where the original is finite"
+    if _introduces_nonfinite(ev, edges):
         return Verdict(False, ev)
     broken = {k: v for k, v in edges.items() if v[0] > 0}
     if normal_bad[0] > 0:
@@ -161,17 +158,23 @@ def decide(result: dict, base: dict) -> Verdict:
     return Verdict(True, ev)
 
 
+def _introduces_nonfinite(ev: dict, edges: dict[str, list[int]]) -> bool:
+    """True (with the reason in `ev`) when the fixed version is non-finite on an edge input the original survives."""
+    introduced = [k for k, (ob, fb) in edges.items() if ob == 0 and fb > 0]
+    if introduced:
+        k = introduced[0]
+        ev["reason"] = f"the fixed version gives NaN/Inf ({edges[k][1]} elements) on {EDGE_DESCRIPTIONS.get(k, k)}, " \
+                       f"where the original is finite"
+    return bool(introduced)
+
+
 def _changed(ev: dict, cmp: dict, normal_bad: list[int], edges: dict[str, list[int]], fmt) -> Verdict:  # noqa: ANN001
     """A fix meant to change the loss: it must change it, run, and add no NaN/Inf."""
     vdiff, gdiff = _num(cmp.get("max_value_diff")), _num(cmp.get("max_grad_diff"))
     if normal_bad[1] > 0:
         ev["reason"] = f"the fixed version gives NaN/Inf on normal inputs ({normal_bad[1]} elements)"
         return Verdict(False, ev)
-    introduced = [k for k, (ob, fb) in edges.items() if ob == 0 and fb > 0]
-    if introduced:
-        k = introduced[0]
-        ev["reason"] = f"the fixed version gives NaN/Inf ({edges[k][1]} elements) on {EDGE_DESCRIPTIONS.get(k, k)}, " \
-                       f"where the original is finite"
+    if _introduces_nonfinite(ev, edges):
         return Verdict(False, ev)
     shapes = "value_shape_mismatch" in cmp
     if not shapes and vdiff is not None and vdiff <= ev["tolerance"] and (gdiff is None or gdiff <= ev["grad_tolerance"]):

@@ -1,8 +1,11 @@
-"""The TensorFlow child process: started once (per interpreter) and reused for every job of the run.
+"""The framework child processes: one per framework (TensorFlow, PyTorch, JAX) and interpreter, started when the
+first job for it comes and reused for every job of the run.
 
-The child is `python runner.py` with TF_CPP_MIN_LOG_LEVEL=3, an address-space limit (RLIMIT_AS, 4 GiB by default,
-LOSSLINT_CONFIRM_MEMORY_MB to change it) and a wall-clock deadline enforced here (the child is killed when it passes;
-each job also has its own alarm inside the child). The interpreter is LOSSLINT_CONFIRM_PYTHON if set, else this one.
+The child is `python runner.py --framework F` (F: tensorflow | torch | jax; it imports only that framework) with an
+address-space limit (RLIMIT_AS, 4 GiB by default, LOSSLINT_CONFIRM_MEMORY_MB to change it), the CPU only
+(TF_CPP_MIN_LOG_LEVEL=3, JAX_PLATFORMS=cpu, one thread for PyTorch) and a wall-clock deadline enforced here (the child
+is killed when it passes; each job also has its own alarm inside the child). The interpreter is LOSSLINT_CONFIRM_PYTHON
+if set, else this one. Versions are read from the installed distributions' metadata, without importing a framework.
 """
 
 from __future__ import annotations
@@ -33,8 +36,20 @@ _PROBE = (
     "    return None\n"
     f"tf = v({_TF_DISTS!r}) if u.find_spec('tensorflow') is not None else None\n"
     "k = v(('keras',)) if u.find_spec('keras') is not None else None\n"
-    "print(json.dumps({'tensorflow': tf, 'keras': k}))\n"
+    "t = v(('torch',)) if u.find_spec('torch') is not None else None\n"
+    "j = v(('jax',)) if u.find_spec('jax') is not None else None\n"
+    "jl = v(('jaxlib',)) if u.find_spec('jaxlib') is not None else None\n"
+    "print(json.dumps({'tensorflow': tf, 'keras': k, 'torch': t, 'jax': j, 'jaxlib': jl}))\n"
 )
+FRAMEWORKS = ("tensorflow", "torch", "jax")
+# the distributions whose versions identify a framework's results (the cache key and the evidence hold them)
+FRAMEWORK_DISTS = {"tensorflow": ("tensorflow", "keras"), "torch": ("torch",), "jax": ("jax", "jaxlib")}
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
+_FRAMEWORK_ENV = {
+    "tensorflow": {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"},
+    "torch": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+    "jax": {"JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "0", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+}
 _versions: dict[str, dict] = {}
 
 
@@ -47,7 +62,8 @@ def python() -> str:
 
 
 def versions(py: str | None = None) -> dict:
-    """{"tensorflow": version or None, "keras": ...} for the interpreter, without importing TensorFlow."""
+    """{"tensorflow": version or None, "keras": ..., "torch": ..., "jax": ..., "jaxlib": ...} for the interpreter,
+    without importing any framework."""
     py = py or python()
     found = _versions.get(py)
     if found is not None:
@@ -87,13 +103,15 @@ def _limits(memory_mb: int):  # noqa: ANN202
 
 
 class Worker:
-    def __init__(self, py: str, deadline: float) -> None:
+    def __init__(self, py: str, deadline: float, framework: str = "tensorflow") -> None:
         self.py = py
+        self.framework = framework
         memory_mb = int(os.environ.get("LOSSLINT_CONFIRM_MEMORY_MB", DEFAULT_MEMORY_MB))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **_FRAMEWORK_ENV.get(framework, {}))
         self.stderr = tempfile.TemporaryFile()
         STATS["started"] += 1
-        self.proc = subprocess.Popen([py, str(RUNNER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([py, str(RUNNER), "--framework", framework], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
                                      stderr=self.stderr, env=env, cwd=tempfile.gettempdir(),
                                      preexec_fn=_limits(memory_mb) if os.name == "posix" else None)
         self._buf = b""
@@ -105,6 +123,7 @@ class Worker:
             raise WorkerError(hello.get("error") or "the harness did not start")
         self.tensorflow = hello.get("tensorflow")
         self.keras = hello.get("keras")
+        self.versions = {k: hello.get(k) for k in FRAMEWORK_DISTS.get(framework, ())}  # as the child imported them
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -179,16 +198,16 @@ class Worker:
             pass
 
 
-_WORKERS: dict[str, Worker] = {}
+_WORKERS: dict[tuple[str, str], Worker] = {}
 
 
-def get_worker(deadline: float) -> Worker:
+def get_worker(deadline: float, framework: str = "tensorflow") -> Worker:
     py = python()
-    w = _WORKERS.get(py)
+    w = _WORKERS.get((py, framework))
     if w is not None and w.alive():
         return w
-    w = Worker(py, deadline)
-    _WORKERS[py] = w
+    w = Worker(py, deadline, framework)
+    _WORKERS[(py, framework)] = w
     return w
 
 

@@ -1,0 +1,164 @@
+"""Module-level loss expressions (TF1 graph code): a fix outside any function is confirmed on a synthetic function.
+
+`cnn_xent = -tf.reduce_sum(y_ * tf.log(y_hat))` at module level cannot be called. Its free names that are neither
+imports nor constants (`y_`, `y_hat`: placeholders, model outputs) become the parameters of a function appended to
+the module, `def losslint_expression(y_, y_hat): return <expression>`, built the same way from the fixed module; the
+usual harness and verdict then apply. A parameter's role comes from the value it was assigned (`softmax(...)` or
+`sigmoid(...)`: probabilities; a `placeholder` named like `y_`: labels) before falling back to its name.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+
+import libcst as cst
+
+from losslint.fixes.confirm.extract import Isolation, _check_constant, free_names, module_bindings
+
+FUNCTION = "losslint_expression"
+
+_PROBS = ("softmax", "sigmoid")
+_MASK_OPS = ("not_equal", "equal", "greater", "less", "cast")
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    module: cst.Module  # the original module with the synthetic function appended
+    chain: list[cst.CSTNode]
+    fixed_source: str  # the fixed module with its synthetic function appended
+    roles: dict[str, str]
+
+
+def _expression(stmt: cst.CSTNode) -> cst.BaseExpression:
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+        small = stmt.body[0]
+        if isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)) and small.value is not None:
+            return small.value
+        if isinstance(small, cst.Expr):
+            return small.value
+    raise Isolation("the fix is not in a function or a module-level assignment")
+
+
+def _callee(value: cst.BaseExpression) -> str:
+    node = value
+    while isinstance(node, cst.UnaryOperation):
+        node = node.expression
+    if isinstance(node, cst.Call):
+        f = node.func
+        if isinstance(f, cst.Attribute):
+            return f.attr.value
+        if isinstance(f, cst.Name):
+            return f.value
+    return ""
+
+
+def _role(name: str, value: cst.BaseExpression | None) -> str | None:
+    low = name.lower()
+    callee = _callee(value).lower() if value is not None else ""
+    if any(callee.endswith(p) for p in _PROBS):
+        return "y_pred"
+    if "logit" in low:
+        return "y_logits"
+    if "mask" in low or (callee in _MASK_OPS and "mask" in low):
+        return "mask"
+    if callee == "placeholder" and (low.endswith("_") or low in ("labels", "label", "target", "targets", "y")):
+        return "y_true"
+    return None
+
+
+_TENSOR_MAKERS = frozenset({"placeholder", "placeholder_with_default", "Variable", "get_variable", "Input",
+                            "sparse_placeholder"})
+
+
+def _makes_tensor(value: cst.BaseExpression) -> bool:
+    found = False
+
+    class _V(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            nonlocal found
+            f = node.func
+            name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+            found = found or name in _TENSOR_MAKERS
+
+    value.visit(_V())
+    return found
+
+
+def _params(module: cst.Module, stmt: cst.CSTNode, exprs: list[cst.BaseExpression]) -> tuple[list[str], dict]:
+    table = module_bindings(module)
+
+    def import_or_constant(name: str) -> bool:
+        bs = table.get(name)
+        return bool(bs) and bs[-1].kind in ("import", "assign")
+
+    names: list[str] = []
+    for e in exprs:
+        for n in free_names(e):
+            if n not in names:
+                names.append(n)
+    memo: dict[str, bool] = {}
+
+    def is_tensor(name: str) -> bool:
+        """A placeholder, a variable, a model output or anything computed from one: fed, not copied."""
+        if name in memo:
+            return memo[name]
+        memo[name] = False  # cycles: not a tensor
+        bs = [b for b in table.get(name, []) if b.node is not stmt]
+        if not bs or bs[-1].kind in ("import", "def", "class"):
+            return False
+        value = getattr(bs[-1].node, "value", None)
+        found = value is None or _makes_tensor(value) or any(is_tensor(n) for n in free_names(value))
+        if not found:
+            try:
+                _check_constant(value, name, import_or_constant)
+            except Isolation:
+                found = True
+        memo[name] = found
+        return found
+
+    params, roles = [], {}
+    for n in names:
+        bs = [b for b in table.get(n, []) if b.node is not stmt]
+        if not bs:
+            if hasattr(builtins, n):
+                continue
+            raise Isolation(f"`{n}` is not defined at module level")
+        if not is_tensor(n):
+            continue  # an import, a function or a constant: the harness copies it
+        value = getattr(bs[-1].node, "value", None)
+        params.append(n)
+        role = _role(n, value)
+        if role is not None:
+            roles[n] = role
+    if not params:
+        raise Isolation("the fix is not inside a function, and its module-level statement reads no placeholder, "
+                        "variable or model output to feed")
+    return params, roles
+
+
+def _with_function(module: cst.Module, params: list[str], expr: cst.BaseExpression) -> cst.Module:
+    code = f"def {FUNCTION}({', '.join(params)}):\n    return {module.code_for_node(expr)}\n"
+    func = cst.parse_module(code).body[0]
+    return module.with_changes(body=list(module.body) + [func])
+
+
+def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synthetic:
+    """The synthetic function for the module-level statement `stmt` holding a fix, in both versions."""
+    try:
+        index = list(module.body).index(stmt)  # type: ignore[arg-type]
+    except ValueError:
+        raise Isolation("the fix is inside a block (if/with/for) at module level") from None
+    expr = _expression(stmt)
+    try:
+        fixed_module = cst.parse_module(fixed_source)
+    except cst.ParserSyntaxError as exc:
+        raise Isolation(f"the fixed code does not parse: {str(exc).splitlines()[0]}") from None
+    if index >= len(fixed_module.body):
+        raise Isolation("the fixed module has fewer statements")
+    fixed_expr = _expression(fixed_module.body[index])
+    params, roles = _params(module, stmt, [expr, fixed_expr])
+    original = _with_function(module, params, expr)
+    fixed = _with_function(fixed_module, params, fixed_expr)
+    func = original.body[-1]
+    return Synthetic(original, [func], fixed.code, roles)

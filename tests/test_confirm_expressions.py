@@ -1,0 +1,99 @@
+"""Fixes in module-level TF1 graph code are confirmed on a synthetic function of the expression's tensors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from losslint.api import lint_source
+from losslint.fixes.confirm import confirm_file
+from losslint.fixes.confirm.expression import FUNCTION, synthesize
+from losslint.fixes.confirm.extract import Isolation
+from losslint.model import Diagnostic, Edit, Fix, Position, Range, Severity
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TF1 = textwrap.dedent("""\
+    import tensorflow as tf
+
+    EPS = 1e-6
+    x = tf.placeholder(tf.float32, [None, 784])
+    y_ = tf.placeholder(tf.float32, [None, 10])
+    W = tf.Variable(tf.zeros([784, 10]))
+    y = tf.nn.softmax(tf.matmul(x, W))
+    mask = tf.cast(tf.not_equal(y_, 0), tf.float32)
+    xent = -tf.reduce_sum(y_ * tf.log(y + EPS), reduction_indices=[1])
+    masked = tf.div(tf.reduce_sum(tf.square(y_ - y) * mask), tf.reduce_sum(mask))
+    with tf.Session() as sess:
+        inside = tf.log(y)
+""")
+
+
+def _stmt(module: cst.Module, prefix: str) -> cst.CSTNode:
+    return next(s for s in module.body if module.code_for_node(s).startswith(prefix))
+
+
+def test_tensors_become_parameters_and_constants_are_copied() -> None:
+    module = cst.parse_module(TF1)
+    syn = synthesize(module, _stmt(module, "xent"), TF1.replace("y + EPS", "tf.maximum(y, EPS)"))
+    func = syn.chain[-1]
+    assert isinstance(func, cst.FunctionDef) and func.name.value == FUNCTION
+    assert [p.name.value for p in func.params.params] == ["y_", "y"]  # EPS is a constant, tf an import
+    assert syn.roles == {"y_": "y_true", "y": "y_pred"}  # a placeholder named y_, a softmax output
+    assert f"def {FUNCTION}(y_, y):\n    return -tf.reduce_sum(y_ * tf.log(tf.maximum(y, EPS))" in syn.fixed_source
+
+
+def test_a_value_computed_from_a_placeholder_is_a_parameter_with_its_role() -> None:
+    module = cst.parse_module(TF1)
+    syn = synthesize(module, _stmt(module, "masked"), TF1)
+    assert [p.name.value for p in syn.chain[-1].params.params] == ["y_", "y", "mask"]
+    assert syn.roles["mask"] == "mask"
+
+
+def test_a_statement_inside_a_block_is_not_isolated() -> None:
+    module = cst.parse_module(TF1)
+    block = _stmt(module, "with")
+    inner = block.body.body[0]  # type: ignore[attr-defined]
+    with pytest.raises(Isolation):
+        synthesize(module, inner, TF1)
+
+
+def _diag(source: str, needle: str, new_text: str) -> Diagnostic:
+    start = source.index(needle)
+    line = source.count("\n", 0, start)
+    col = start - (source.rfind("\n", 0, start) + 1)
+    rng = Range(Position(line, col), Position(line, col + len(needle)))
+    return Diagnostic("LL101", "test", "test", rng, Severity.WARNING, fix=Fix("test fix", "safe", (Edit(rng, new_text),)))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):  # noqa: ANN001, ANN201
+    return str(tmp_path_factory.mktemp("confirm-cache"))
+
+
+@pytest.mark.tensorflow
+def test_the_tf1_example_fix_is_confirmed(cache: str) -> None:
+    path = ROOT / "examples" / "tf1_graph_buggy.py"
+    source = path.read_text()
+    result = lint_source(source, str(path))
+    out = [d for d in confirm_file(str(path), source, result.diagnostics, cache_dir=cache) if d.fix is not None]
+    assert out, result.diagnostics
+    for d in out:
+        ev = d.fix.evidence
+        assert d.fix.confirmed is True, ev
+        assert "module-level expression" in ev["expression"] and ev["function"] == FUNCTION
+        assert ev["nonfinite_original_edge"] > 0 and ev["nonfinite_fixed_edge"] == 0
+
+
+@pytest.mark.tensorflow
+def test_tf1_names_run_and_a_wrong_rewrite_is_rejected(cache: str) -> None:
+    # tf.log, tf.div and reduction_indices= only exist in tf.compat.v1: the harness resolves them there
+    good = _diag(TF1, "tf.log(y + EPS)", "tf.log(tf.maximum(y, EPS))")
+    wrong = _diag(TF1, "tf.log(y + EPS)", "tf.log(y + 1.0)")
+    (ok,) = confirm_file("tf1.py", TF1, (good,), cache_dir=cache)
+    assert ok.fix.confirmed is True, ok.fix.evidence
+    (bad,) = confirm_file("tf1.py", TF1, (wrong,), cache_dir=cache)
+    assert bad.fix.confirmed is False and "values differ" in bad.fix.evidence["reason"], bad.fix.evidence

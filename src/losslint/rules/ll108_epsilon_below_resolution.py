@@ -48,6 +48,28 @@ def _all_literal(node: cst.CSTNode) -> bool:
 _MEASURABLE = 1e-6
 
 
+def _float32(index, tensor: cst.BaseExpression, call_op) -> str | None:  # noqa: ANN001
+    """`tensor` cast to float32 in the spelling of the framework call around it, or None."""
+    from losslint.analysis.spelling import alias, atom, code, family, namespace, tf_alias
+
+    if call_op is None:
+        return None
+    call, op = call_op
+    fam, ns = family(op), namespace(call)
+    if fam == "method":
+        return None  # the tensor's framework is not known from a method call
+    if fam in ("jax", "numpy") and ns:
+        return f"{atom(tensor)}.astype({ns}.float32)"
+    if fam == "torch":
+        return f"{atom(tensor)}.float()" if alias(index, "torch") else None
+    if fam == "tf":
+        tf = tf_alias(index)
+        return f"{tf}.cast({code(tensor)}, {tf}.float32)" if tf else None
+    if fam in ("keras-ops", "keras-backend") and ns:
+        return f"{ns}.cast({code(tensor)}, \"float32\")"
+    return None
+
+
 def _eps_literal(v: float) -> str:
     """10 ** -k as a literal: `1e-7`, `1e-3`."""
     import math
@@ -101,7 +123,11 @@ class EpsilonBelowResolution(Rule):
         "where the original gave -inf/NaN. For an eps added to a tensor, a lower clip bound that was 0, or "
         "`(1 + eps) - p`, the new eps shifts every value (or every value below it): safe when it is at most 1e-6 "
         "(float32 and wider: below float32 noise on normal inputs), unsafe otherwise (1e-3 in float16 visibly moves "
-        "a probability of 0.01), so it is applied only with --unsafe-fixes."
+        "a probability of 0.01), so it is applied only with --unsafe-fixes. Except: an eps added to a tensor "
+        "inside a framework call in float16/bfloat16 (`jnp.log(p + 1e-8)`) gets a safe fix that computes that term "
+        "in float32 (`jnp.log(p.astype(jnp.float32) + 1e-8)`): the eps then exists, the value equals the original "
+        "to float16 precision wherever p > 0, and the gradient still flows where p is tiny (a larger eps would shift "
+        "every value, a clamp would stop the gradient below it)."
     )
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
@@ -259,7 +285,8 @@ class EpsilonBelowResolution(Rule):
             self._report_zero(bound, eps, fact, f"the clip's lower bound is 0, so `{self.source_of(x, 30)}` can "
                                                 "still be exactly 0 (log(0) = -inf, x / 0 = inf)")
 
-    def _report_zero(self, node: cst.CSTNode, eps: float, fact: DtypeFact, consequence: str) -> None:
+    def _report_zero(self, node: cst.CSTNode, eps: float, fact: DtypeFact, consequence: str,
+                     cast_fix: FixSpec | None = None) -> None:
         shown = self.source_of(node)
         try:
             literal = float(shown) == eps
@@ -267,8 +294,8 @@ class EpsilonBelowResolution(Rule):
             literal = False
         value = "" if literal else f" (= {_num(eps)})"
         new_eps = smallest_safe_eps(fact.dtype)
-        fix = None
-        if isinstance(node, (cst.Float, cst.Integer)):
+        fix = cast_fix
+        if fix is None and isinstance(node, (cst.Float, cst.Integer)):
             fix = self._fix(node, new_eps, "unsafe" if new_eps > _MEASURABLE else "safe")
         self.report(node, f"`{shown}`{value} is exactly 0 {self._in(fact)}: {consequence}; use an eps of at least "
                           f"{_num(new_eps)} or compute the loss in float32", fix)
@@ -397,7 +424,27 @@ class EpsilonBelowResolution(Rule):
         if underflows(eps, fact.dtype):
             ts = self.source_of(tensor, 30)
             self._report_zero(const_side, eps, fact, f"`{self.source_of(node, 40)}` adds nothing, so it is still "
-                                                     f"exactly 0 where `{ts}` is, and {self._zero_use(node)}")
+                                                     f"exactly 0 where `{ts}` is, and {self._zero_use(node)}",
+                              self._cast_fix(tensor, eps) if smallest_safe_eps(fact.dtype) > _MEASURABLE else None)
+
+    def _cast_fix(self, tensor: cst.BaseExpression, eps: float) -> FixSpec | None:
+        """`log(p + 1e-8)` in float16 -> `log(float32(p) + 1e-8)`: the eps then exists, the value is the same where
+        p > 0 (to float16 precision) and the gradient keeps flowing where p is tiny (a larger eps would shift every
+        value; a clamp would stop the gradient below it)."""
+        cast = _float32(self.context.index, tensor, self._enclosing_op_call(tensor))
+        if cast is None:
+            return None
+        return FixSpec("compute this term in float32, where the eps is not 0", "safe", (Replacement(tensor, cast),))
+
+    def _enclosing_op_call(self, node: cst.CSTNode) -> tuple[cst.Call, object] | None:
+        """The framework call whose argument holds `node` (`jnp.log(p + eps)` for `p`), with its op."""
+        cur: cst.CSTNode | None = node
+        for _ in range(4):
+            cur = self._parent(cur) if cur is not None else None
+            if isinstance(cur, cst.Call):
+                op = self.op_of(cur)
+                return (cur, op) if op is not None else None
+        return None
 
     def _under_singular(self, node: cst.CSTNode) -> bool:
         parent = self._parent(node)
@@ -590,7 +637,7 @@ class EpsilonBelowResolution(Rule):
 
             def loss_fn(y_true, y_pred):
                 p = y_pred.astype(jnp.float16)
-                return -jnp.mean(y_true * jnp.log(p + 1e-3))
+                return -jnp.mean(y_true * jnp.log(p.astype(jnp.float32) + 1e-8))
         """),
         Invalid("""
             import tensorflow as tf

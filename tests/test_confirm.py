@@ -376,6 +376,13 @@ UNCONFIRMABLE_EXAMPLES = {
     ("LL602", "p = jax.nn.softmax(apply(params, x))"): "`apply` is not defined at module level",
     ("LL604", "probs = jax.nn.sigmoid(apply(params, x))"): "`apply` is not defined at module level",
     ("LL602", "probs = F.softmax(model(x), dim=1)"): "the loss cannot be isolated",
+    # LL601's fixes are at `compile(...)` / the loss object, outside any loss function (being addressed)
+    ("LL601", "compile("): "",
+    # fixes in eager GradientTape training steps: the step reads the model's trainable variables
+    ("LL603", "p = tf.sigmoid(model(x))"): "trainable_variables",
+    ("LL603", "loss = bce(y, tf.nn.sigmoid(model(x)))"): "trainable_variables",
+    # TF1 graph code where the fix edits the activation's statement, not the loss's
+    ("LL604", "y = tf.nn.softmax(tf.matmul(x, W) + b)"): "another module-level statement",
 }
 
 

@@ -157,6 +157,12 @@ def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synt
     if index >= len(fixed_module.body):
         raise Isolation("the fixed module has fewer statements")
     fixed_expr = _expression(fixed_module.body[index])
+    if len(fixed_module.body) != len(module.body):
+        raise Isolation("the fix adds or removes module-level statements")
+    for i, (a, b) in enumerate(zip(module.body, fixed_module.body)):
+        if i != index and not a.deep_equals(b):
+            raise Isolation(f"the fix also changes `{module.code_for_node(a).strip()[:40]}`, another module-level "
+                            f"statement the synthetic function does not run")
     params, roles = _params(module, stmt, [expr, fixed_expr])
     original = _with_function(module, params, expr)
     fixed = _with_function(fixed_module, params, fixed_expr)

@@ -171,6 +171,10 @@ def _introduces_nonfinite(ev: dict, edges: dict[str, list[int]]) -> bool:
 def _changed(ev: dict, cmp: dict, normal_bad: list[int], edges: dict[str, list[int]], fmt) -> Verdict:  # noqa: ANN001
     """A fix meant to change the loss: it must change it, run, and add no NaN/Inf."""
     vdiff, gdiff = _num(cmp.get("max_value_diff")), _num(cmp.get("max_grad_diff"))
+    if normal_bad[1] > 0 and normal_bad[0] > 0:
+        ev["reason"] = (f"both versions give NaN/Inf on normal inputs ({normal_bad[0]} and {normal_bad[1]} "
+                        f"elements): nothing to judge the change by")
+        return Verdict(None, ev)
     if normal_bad[1] > 0:
         ev["reason"] = f"the fixed version gives NaN/Inf on normal inputs ({normal_bad[1]} elements)"
         return Verdict(False, ev)

@@ -75,8 +75,15 @@ class ActivationBeforeWithLogits(Rule):
             return
         kind = got[0]
         how = "with from_logits=True " if lc.spec.framework == "keras" else ""
-        self.report(node, f"{lc.via} {how}expects logits, but `{self.source_of(lc.pred)}` is a {kind} output: the "
-                          f"{kind} is applied twice, so the loss cannot approach 0 and its gradients are squashed "
+        twice = f"the {kind} is applied twice"
+        act_op = ctx.index.op_of(got[1]) if isinstance(got[1], cst.Call) else None
+        if lc.spec.framework == "keras" and act_op is not None \
+                and act_op.qualified.startswith(("keras.ops", "keras.activations", "keras.src")):
+            # Keras' TensorFlow backend reads the logits it cached on the activation's output; the others cannot
+            twice = (f"on Keras' TensorFlow backend the loss quietly uses the logits cached on that output, but on "
+                     f"the JAX and PyTorch backends the {kind} is applied twice")
+        self.report(node, f"{lc.via} {how}expects logits, but `{self.source_of(lc.pred)}` is a {kind} output: "
+                          f"{twice}, so the loss cannot approach 0 and its gradients are squashed "
                           f"(pass the logits)", self._fix(lc, kind, got[1]))
 
     def _fix(self, lc: LossCall, kind: str, act: cst.CSTNode) -> FixSpec | None:

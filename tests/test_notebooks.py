@@ -73,6 +73,22 @@ def test_fix_writes_back_into_the_cell_and_keeps_the_rest(run_cli, tmp_path: Pat
     assert run_cli("check", str(nb)).returncode == 0
 
 
+def test_shell_continuations_cell_magics_and_assigned_magics_parse(run_cli, tmp_path: Path):
+    """What real notebooks hold (tensorflow/examples courses): `!wget \\` continued on the next lines, a `%%bash`
+    cell after a blank line, `files = !ls`; the Python around them is still checked, with the right cell lines."""
+    nb = _nb([("code", "!wget --no-check-certificate \\\n    https://example.com/data.zip \\\n    -O /tmp/data.zip\n"
+                       "import tensorflow as tf\n"),
+              ("code", "\n%%bash -s $DATA_DIR\nls $1 | head\n"),
+              ("code", "files = !ls /tmp\nn_files, = %sx ls | wc -l\n"
+                       "def crossentropy(y_true, y_pred):\n    return -tf.math.log(y_pred)\n")])
+    (tmp_path / "m.ipynb").write_text(nb)
+    doc = json.loads(run_cli("check", "--format", "json", str(tmp_path)).stdout)
+    f = doc["files"][0]
+    assert f["error"] is None, f["error"]
+    [d] = f["diagnostics"]
+    assert d["code"] == "LL101" and d["data"]["cell"] == 2 and d["range"]["start"]["line"] == 3
+
+
 def test_a_magic_as_the_only_statement_of_a_block_still_parses(run_cli, tmp_path: Path):
     nb = _nb([("code", "import tensorflow as tf\nfor f in files:\n    !rm $f\nif True:\n    %time x = 1\n"),
               ("code", "def crossentropy(y_true, y_pred):\n    return -tf.math.log(y_pred)\n")])

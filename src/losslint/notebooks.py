@@ -4,6 +4,7 @@ numbers still match), and findings are mapped back to the cell and the line insi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from losslint.model import FileError
@@ -32,20 +33,34 @@ class NotebookSource:
         return last.index, max(0, line - last.first_line)
 
 
+_ASSIGNED_MAGIC = re.compile(r"((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*\s*,?\s*=\s*)[!%]")
+
+
 def _cell_lines(source: object) -> list[str]:
     text = "".join(source) if isinstance(source, list) else str(source or "")
     lines = text.split("\n")
+    first = next((ln.lstrip() for ln in lines if ln.strip()), "")
+    if first.startswith("%%"):
+        return [""] * len(lines)  # a cell magic (%%bash, %%time...) makes the whole cell something else
     out = []
+    continued = False  # the previous magic line ended with a backslash: this line belongs to it
     for line in lines:
         stripped = line.lstrip()
+        indent = line[: len(line) - len(stripped)]
+        if continued:
+            out.append("")
+            continued = stripped.endswith("\\")
+            continue
         # A magic or shell escape is not Python: it becomes `pass` at its own indentation, which keeps the line
         # numbers and keeps a block whose only statement was a magic (`for f in files:\n    !rm $f`) valid.
         if stripped.startswith(_MAGIC_PREFIXES) or stripped.endswith("?") and stripped[:-1].isidentifier():
-            out.append(line[: len(line) - len(stripped)] + "pass")
+            out.append(indent + "pass")
+            continued = stripped.endswith("\\")
+        elif (m := _ASSIGNED_MAGIC.match(stripped)) is not None:
+            out.append(indent + m.group(1) + "None")  # `files = !ls`: the name stays bound
+            continued = stripped.endswith("\\")
         else:
             out.append(line)
-    if out and out[0].lstrip().startswith("%%"):
-        out = [""] * len(out)  # a cell magic (%%bash, %%time...) makes the whole cell something else
     return out
 
 

@@ -6,7 +6,8 @@ Three things live here:
   bit-level rounding for bfloat16, which numpy lacks), so rules decide "does this eps survive?" by computing, never by
   hand-coded thresholds;
 * the module's dtype facts: a global policy (`set_global_policy('mixed_float16')`, `mixed_precision.experimental.
-  set_policy`, `Policy('mixed_bfloat16')`, `keras.config.set_dtype_policy`, `set_floatx('float16')`,
+  set_policy`, `Policy('mixed_bfloat16')`, `keras.config.set_dtype_policy`, `set_floatx('float16')`, each policy
+  setting with its statement in `policy_settings`, so model_flow can tell which one is in force where),
   `torch.set_default_dtype`, `jax_enable_x64`), PyTorch `autocast` blocks (and the same-module functions called inside
   them), Keras' `set_epsilon`, and whether an output layer is pinned to float32 (the mixed-precision guide's advice);
 * the dtype of a tensor expression when the code states it: `tf.cast(x, tf.float16)`, `x.half()`, `x.to(torch.
@@ -133,6 +134,19 @@ class DtypeFact:
 
 DEFAULT = DtypeFact(FLOAT32, "float32, the default")
 
+
+@dataclass(frozen=True, eq=False)
+class PolicySetting:
+    """One call that sets the global Keras dtype policy: `set_global_policy("mixed_float16")`, `mixed_precision.
+    experimental.set_policy(policy)`, `keras.config.set_dtype_policy(...)`. `name` is the policy's name as written
+    ("mixed_float16", "mixed_bfloat16", "float32", "float16"; `None` resets to "float32"), or None when the code does
+    not say (`set_global_policy(args.policy)`); `dtype` is its compute dtype (None when unknown)."""
+
+    name: str | None
+    dtype: str | None
+    call: cst.Call
+    stmt: StmtInfo
+
 # PyTorch autocast runs these in float32 whatever their inputs (the autocast op reference, "CUDA ops that can autocast
 # to float32"): their outputs are float32 inside an autocast region.
 _AUTOCAST_FLOAT32_OPS = frozenset({"log", "log2", "log10", "log1p", "exp", "expm1", "pow", "sum", "prod", "cumsum",
@@ -155,6 +169,7 @@ class ModuleDtypes:
         self.float32_output = False  # some layer is built with dtype='float32' (the guide's float32 output layer)
         self.jax_x64 = False
         self.keras_epsilon: float | None = None  # K.set_epsilon(v)
+        self.policy_settings: list[PolicySetting] = []  # every global policy setting, in statement order
         self._autocast_blocks: list[tuple[int, DtypeFact]] = []  # (id(with body), dtype)
         self._autocast_funcs: dict[int, DtypeFact] = {}  # id(FunctionDef) -> dtype
         self._scan()
@@ -174,6 +189,10 @@ class ModuleDtypes:
                 if d in LOW_PRECISION:
                     self.mixed = DtypeFact(d, f"the mixed_{d} policy: `{_line(index, call)}`")
                     self.mixed_keras3 = q.split(".", 1)[0] == "keras"
+                if leaf != "Policy":
+                    name = self._policy_name(first or kwarg(call, "policy", "name"), stmt)
+                    self.policy_settings.append(PolicySetting(
+                        name, (_DTYPE_WORDS.get(name) if name is not None else None) or d, call, stmt))
             elif q and leaf == "set_floatx":
                 d = dtype_named(first)
                 if d is not None:
@@ -195,6 +214,7 @@ class ModuleDtypes:
                 name = dotted_name(call.func) or ""
                 if name.rsplit(".", 1)[-1][:1].isupper():  # a layer constructor: Dense(..., dtype='float32')
                     self.float32_output = True
+        self.policy_settings.sort(key=lambda p: p.stmt.index)
         for w in index.withs:
             fact = self._autocast(w.node)
             if fact is not None:
@@ -214,6 +234,29 @@ class ModuleDtypes:
                 d = dtype_named(args[0] if args else kwarg(dfn.value, "name"))
                 if d is not None:
                     return d
+        return None
+
+    def _policy_name(self, expr: cst.BaseExpression | None, stmt: StmtInfo, depth: int = 0) -> str | None:
+        """The name of the policy an argument of `set_global_policy` stands for: a string, `None` (the floatx
+        default), `Policy("mixed_float16")`, or a local name bound once to one of these."""
+        if expr is None or depth > 3:
+            return None
+        if isinstance(expr, cst.SimpleString):
+            v = expr.evaluated_value
+            return v.strip().lower() if isinstance(v, str) else None
+        if isinstance(expr, cst.Name) and expr.value == "None":
+            return FLOAT32
+        if isinstance(expr, cst.Call):
+            q = self.index.qualify(expr.func) or ""
+            if q.rsplit(".", 1)[-1] in ("Policy", "DTypePolicy", "DTypePolicyMap", "FloatDTypePolicy") \
+                    and ("mixed_precision" in q or q.startswith(("keras.", "tensorflow.keras.", "tf_keras."))):
+                args = positional(expr)
+                return self._policy_name(args[0] if args else kwarg(expr, "name"), stmt, depth + 1)
+            return None
+        if isinstance(expr, cst.Name):
+            values = reaching_values(self.index, expr.value, stmt)
+            if values is not None and len(values) == 1:
+                return self._policy_name(values[0][0], values[0][1], depth + 1)
         return None
 
     def _autocast(self, node: cst.With) -> DtypeFact | None:

@@ -10,7 +10,12 @@ What it knows, from the file's own source and imports only:
   `from_logits=False`, classes with `from_logits=`, the functions);
 - the events on each model name, in statement order: compile, fit, evaluate, predict, add ...;
 - preprocessing assignments: which variable is a normalised / scaled version of which (`(X - mean) / std`,
-  `scaler.transform(X)`, `X / 255.`).
+  `scaler.transform(X)`, `X / 255.`);
+- what is in force where a model is built, compiled or fit (`context_at`, `models()`): the Keras dtype policy (the
+  settings `analysis/dtypes.py` finds, placed in statement order, through same-module helpers that set it and the
+  callers of the function a statement is in) and the `tf.distribute` strategy (`MirroredStrategy`,
+  `MultiWorkerMirroredStrategy`, `TPUStrategy`, `OneDeviceStrategy`, `tf.distribute.get_strategy()`, ...), with
+  whether the statement runs inside that strategy's `with strategy.scope():`.
 
 Sequences are read in straight-line order within one region (the module body or one function body): an event in a
 branch only counts for the code that branch encloses, so nothing is inferred across `if` arms.
@@ -19,12 +24,13 @@ branch only counts for the code that branch encloses, so nothing is inferred acr
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
 from losslint.analysis.calls import kwarg, positional
-from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo
+from losslint.analysis.dtypes import LOW_PRECISION, PolicySetting, dtypes_of, reaching_values
+from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo, WithInfo, function_named
 from losslint.analysis.names import dotted_name, names_in
 from losslint.analysis.walk import walk
 
@@ -79,6 +85,79 @@ class Event:
     stmt: StmtInfo
 
 
+@dataclass(frozen=True, eq=False)
+class PolicyInForce:
+    """The global Keras dtype policy in force at a statement. `definite` is False when the setting is on a branch that
+    does not enclose the statement, or when callers disagree, or a later setting may run first."""
+
+    name: str | None  # "mixed_float16", "mixed_bfloat16", "float32", ...; None when the code does not say which
+    dtype: str | None  # its compute dtype ("float16", "bfloat16", "float32"), None when unknown
+    setting: PolicySetting  # the call that set it (`setting.call`, `setting.stmt`; `ModelFlow.line_of(call)`)
+    definite: bool = True
+
+    @property
+    def low_precision(self) -> bool:
+        return self.dtype in LOW_PRECISION
+
+
+# Strategies that run one replica: a per-replica batch is the global batch.
+_ONE_REPLICA = frozenset({"OneDeviceStrategy", "_DefaultDistributionStrategy"})
+
+
+@dataclass(eq=False)
+class Strategy:
+    """A `tf.distribute` strategy the module builds (or fetches with `tf.distribute.get_strategy()`)."""
+
+    cls: str  # "MirroredStrategy", "TPUStrategy", ...; "get_strategy" for whatever strategy is in scope
+    call: cst.Call
+    stmt: StmtInfo
+    var: str | None  # the name it is bound to (`strategy`, `self.strategy`), None when not bound
+    one_device: bool = False  # `MirroredStrategy(devices=["/gpu:0"])`: one replica
+
+    @property
+    def replicas(self) -> str:
+        """"one", "many", or "unknown" (`get_strategy()`: the default strategy outside every scope)."""
+        if self.cls == "get_strategy":
+            return "unknown"
+        return "one" if self.cls in _ONE_REPLICA or self.one_device else "many"
+
+
+@dataclass(eq=False)
+class StrategyScope:
+    """A `with <strategy>.scope():` block."""
+
+    with_info: WithInfo
+    receiver: str  # as written: "strategy", "self.strategy", "tf.distribute.get_strategy()"
+    strategies: list[Strategy]  # what the receiver can be; empty when the module does not build it (a parameter)
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What is in force at a statement: the dtype policy (None: nothing set, Keras' float32 default), the strategy
+    (the enclosing scope's, else the one strategy the module builds; None when there is none), and whether the
+    statement runs inside that strategy's `scope()`."""
+
+    policy: PolicyInForce | None
+    strategy: Strategy | None
+    in_scope: bool
+    scope: StrategyScope | None = None
+
+    @property
+    def policy_name(self) -> str | None:
+        return self.policy.name if self.policy is not None else None
+
+
+@dataclass(eq=False)
+class ModelRecord:
+    """A model name in one region: the assignment that builds it (when this region has one) and its events."""
+
+    name: str
+    region: "Region"
+    built: Def | None
+    events: list["Event"]
+    context: Context  # at the build; at the first event when the build is not in this region
+
+
 @dataclass(eq=False)
 class Region:
     func: FuncInfo | None
@@ -116,7 +195,15 @@ class ModelFlow:
         self.index = index
         self.regions: dict[int, Region] = {}
         self.region_of: dict[int, Region] = {}
+        self.strategies: list[Strategy] = []
+        self.strategy_scopes: list[StrategyScope] = []
+        self._strategy_by_call: dict[int, Strategy] = {}
+        self._callers: dict[int, list[tuple[StmtInfo, bool]]] | None = None  # id(FuncInfo) -> (stmt, is a call)
+        self._placed: list[tuple[PolicySetting, StmtInfo]] | None = None
+        self._models: list[ModelRecord] | None = None
+        self._lines: dict[int, int] = {}
         self._build()
+        self._scan_strategies()
 
     # ---- regions and events -----------------------------------------------------------------------------------
     def _region(self, func: FuncInfo | None) -> Region:
@@ -158,6 +245,278 @@ class ModelFlow:
 
     def stmts_between(self, region: Region, lo: int, hi: int) -> list[StmtInfo]:
         return [s for s in region.stmts if lo < s.index < hi]
+
+    # ---- callers ------------------------------------------------------------------------------------------------
+    def callers(self, func: FuncInfo, direct: bool = False) -> list[StmtInfo]:
+        """Statements of this module that call `func` (`train_step(x)`) or, unless `direct`, hand it over
+        (`strategy.run(train_step, ...)`, `tf.function(train_step)`)."""
+        if self._callers is None:
+            self._callers = {}
+            for call, stmt in self.index.all_calls:
+                for i, e in enumerate([call.func] + [a.value for a in call.args]):
+                    if isinstance(e, cst.Lambda) or not isinstance(e, (cst.Name, cst.Attribute)):
+                        continue
+                    f = function_named(self.index, e, stmt)
+                    if f is None or stmt.func is f:
+                        continue
+                    self._callers.setdefault(id(f), []).append((stmt, i == 0))
+        return [s for s, is_call in self._callers.get(id(func), []) if is_call or not direct]
+
+    # ---- dtype policy -------------------------------------------------------------------------------------------
+    def _placements(self) -> list[tuple[PolicySetting, StmtInfo]]:
+        """Each policy setting at its own statement, and at the statements that call a same-module function setting
+        it (two levels up): `enable_amp()` sets the policy where it is called."""
+        if self._placed is None:
+            placed: list[tuple[PolicySetting, StmtInfo]] = []
+            for p in dtypes_of(self.index).policy_settings:
+                placed.append((p, p.stmt))
+                frontier = [p.stmt.func] if p.stmt.func is not None else []
+                for _ in range(2):
+                    nxt = []
+                    for f in frontier:
+                        for c in self.callers(f, direct=True):
+                            placed.append((p, c))
+                            if c.func is not None:
+                                nxt.append(c.func)
+                    frontier = nxt
+            placed.sort(key=lambda ps: ps[1].index)
+            self._placed = placed
+        return self._placed
+
+    def policy_at(self, stmt: StmtInfo, depth: int = 0) -> PolicyInForce | None:
+        """The global dtype policy in force when `stmt` runs; None when no setting reaches it (float32, Keras'
+        default). A statement in a function sees the settings before it in that function, else what its callers see,
+        else what is set before the function's `def` (made indefinite by later settings that may run first)."""
+        placed = self._placements()
+        if not placed or depth > 4:
+            return None
+        func = stmt.func
+        here = [(p, s) for p, s in placed if s.func is func and s.index < stmt.index]
+        if here:
+            p, s = here[-1]
+            return PolicyInForce(p.name, p.dtype, p, definite=_prefix(s.path, stmt.path))
+        if func is None:
+            return None
+        callers = self.callers(func)
+        if callers:
+            facts = [self.policy_at(c, depth + 1) for c in callers]
+            if len({(f.name, f.dtype) if f is not None else None for f in facts}) == 1:
+                first = facts[0]
+                if first is None or all(f is not None and f.definite for f in facts):
+                    return first
+                return replace(first, definite=False)
+            known = [f for f in facts if f is not None]
+            low = [f for f in known if f.low_precision] or known
+            return replace(low[-1], definite=False)
+        outer = func.stmt
+        if outer is None:
+            return None
+        before = self.policy_at(outer, depth + 1)
+        later = [(p, s) for p, s in placed if s.func is outer.func and s.index > outer.index]
+        if later:
+            p, _ = later[-1]
+            if before is None or (before.name, before.dtype) != (p.name, p.dtype):
+                return PolicyInForce(p.name, p.dtype, p, definite=False)
+        return before
+
+    # ---- distribution strategies ------------------------------------------------------------------------------
+    def _scan_strategies(self) -> None:
+        index = self.index
+        for call, stmt in index.all_calls:
+            q = self._qual(call.func) or ""
+            last = _last(q)
+            if ".distribute." not in q or not (last.endswith("Strategy") or last == "get_strategy"):
+                continue
+            devices = kwarg(call, "devices")
+            if devices is None and last == "MirroredStrategy":
+                pos = positional(call)
+                devices = pos[0] if pos else None
+            one = isinstance(devices, (cst.List, cst.Tuple)) and len(devices.elements) == 1
+            strat = Strategy(last, call, stmt, _bound_target(call, stmt), one)
+            self.strategies.append(strat)
+            self._strategy_by_call[id(call)] = strat
+        for w in index.withs:
+            for item in w.node.items:
+                c = item.item
+                if not (isinstance(c, cst.Call) and isinstance(c.func, cst.Attribute) and c.func.attr.value == "scope"
+                        and not c.args):
+                    continue
+                receiver = c.func.value
+                found = self.strategies_of(receiver, w.stmt)
+                text = _code(receiver, 60)
+                if found or strategy_like(text):
+                    self.strategy_scopes.append(StrategyScope(w, text, found))
+
+    def strategies_of(self, expr: cst.BaseExpression, stmt: StmtInfo, depth: int = 0) -> list[Strategy]:
+        """The strategies the module builds that `expr` can be at `stmt` (a name bound to one, `self.strategy`, the
+        constructor or `get_strategy()` call itself); empty when it is none of them or not known."""
+        if depth > 4:
+            return []
+        if isinstance(expr, cst.Call):
+            found = self._strategy_by_call.get(id(expr))
+            return [found] if found is not None else []
+        if isinstance(expr, cst.IfExp):
+            return self.strategies_of(expr.body, stmt, depth + 1) + self.strategies_of(expr.orelse, stmt, depth + 1)
+        values: list[tuple[cst.BaseExpression, StmtInfo]] = []
+        if isinstance(expr, cst.Name):
+            values = reaching_values(self.index, expr.value, stmt) or []
+        elif isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            cls = _class_of(stmt.func)
+            if cls is not None:
+                values = [(d.value, d.stmt) for d in cls.self_attrs.get(expr.attr.value, [])
+                          if d.value is not None and d.stmt is not None]
+        out: list[Strategy] = []
+        for v, s in values:
+            for st in self.strategies_of(v, s, depth + 1):
+                if st not in out:
+                    out.append(st)
+        return out
+
+    def scope_at(self, stmt: StmtInfo, depth: int = 0) -> StrategyScope | None:
+        """The `with strategy.scope():` block `stmt` runs in: one enclosing it, or, for a statement in a function,
+        one enclosing every call of that function."""
+        if not self.strategy_scopes:
+            return None
+        for sc in reversed(self.strategy_scopes):
+            if id(sc.with_info.node.body) in stmt.path:
+                return sc
+        if stmt.func is None or depth > 3:
+            return None
+        callers = self.callers(stmt.func)
+        scopes = [self.scope_at(c, depth + 1) for c in callers]
+        if scopes and all(sc is not None for sc in scopes):
+            return scopes[0]
+        return None
+
+    def strategy_at(self, stmt: StmtInfo) -> tuple[Strategy | None, StrategyScope | None]:
+        """The strategy in force at `stmt` and the scope block it runs in (None when outside every scope): the
+        scope's strategy, else the one strategy the module builds (the last one built before `stmt` in the same
+        region when there are several)."""
+        scope = self.scope_at(stmt)
+        if scope is not None:
+            if len(scope.strategies) == 1:
+                return scope.strategies[0], scope
+            many = [s for s in scope.strategies if s.replicas == "many"]
+            return (many[0] if many else scope.strategies[0] if scope.strategies else None), scope
+        built = [s for s in self.strategies if s.cls != "get_strategy"]
+        if len(built) == 1:
+            return built[0], None
+        before = [s for s in built if s.stmt.func is stmt.func and s.stmt.index < stmt.index]
+        return (before[-1] if before else None), None
+
+    # ---- what is in force where -----------------------------------------------------------------------------------
+    def context_at(self, stmt: StmtInfo) -> Context:
+        strategy, scope = self.strategy_at(stmt)
+        return Context(self.policy_at(stmt), strategy, scope is not None, scope)
+
+    def event_context(self, event: Event) -> Context:
+        """The policy and strategy in force at a compile / fit / evaluate call."""
+        return self.context_at(event.stmt)
+
+    def binding(self, name: str, stmt: StmtInfo) -> Def | None:
+        """The assignment a model name refers to at `stmt`: the one reaching it in its region, else the only
+        assignment of that name in an enclosing region (a module-level model used in a training step)."""
+        region = self._region(stmt.func)
+        d = self.reaching(region, name, stmt)
+        if d is not None:
+            return d if d.kind == "assign" else None
+        if region.defs.get(name):
+            # one assignment before `stmt`, in a block that does not enclose it (`with strategy.scope(): model = ...`)
+            defs = region.defs[name]
+            if len(defs) == 1 and defs[0].kind == "assign" and defs[0].stmt is not None and defs[0].index < stmt.index:
+                return defs[0]
+            return None  # bound in this region but not provably (a parameter, several assignments)
+        f = stmt.func.parent if stmt.func is not None else None
+        while True:
+            defs = (f.defs if f is not None else self.index.module_defs).get(name, [])
+            if defs:
+                return defs[0] if len(defs) == 1 and defs[0].kind == "assign" and defs[0].stmt is not None else None
+            if f is None or stmt.func is None:
+                return None
+            f = f.parent
+
+    def model_context(self, name: str, stmt: StmtInfo) -> Context | None:
+        """What was in force where the model `name` (as seen from `stmt`) was built; None when its build is not
+        provable. The policy at the build decides its layers' dtypes (Keras reads the global policy in each layer's
+        constructor)."""
+        d = self.binding(name, stmt)
+        if d is None or d.stmt is None or not isinstance(d.value, cst.Call) or not self.is_model_build(d.value, d.stmt):
+            return None
+        return self.context_at(d.stmt)
+
+    def is_model_build(self, call: cst.Call, stmt: StmtInfo, depth: int = 0) -> bool:
+        """`Sequential(...)`, `Model(inputs, outputs)`, `keras.applications.X(...)`, a same-module `keras.Model` /
+        `nn.Module` subclass, or a same-module function returning one of these."""
+        q = self._qual(call.func)
+        last = _last(q)
+        if q is not None:
+            if self.is_keras(q) and (last in ("Sequential", "Model", "Functional") or ".applications." in q):
+                return True
+            return q.startswith(_TORCH_NN) and last == "Sequential"
+        if isinstance(call.func, cst.Name):
+            cls = self.index.classes.get(call.func.value)
+            if cls is not None:
+                return any(self.is_keras(b) or b.startswith("torch.nn.") for b in cls.bases)
+        fn = function_named(self.index, call.func, stmt)
+        if fn is None or depth > 2 or not fn.returns:
+            return False
+        region = self._region(fn)
+        for expr, rstmt in fn.returns:
+            value: cst.BaseExpression | None = expr
+            at = rstmt
+            if isinstance(expr, cst.Name):
+                d = self.reaching(region, expr.value, rstmt)
+                value, at = (d.value, d.stmt) if d is not None and d.stmt is not None else (None, rstmt)
+            if not (isinstance(value, cst.Call) and self.is_model_build(value, at, depth + 1)):
+                return False
+        return True
+
+    def models(self) -> list[ModelRecord]:
+        """Every model of the module: names bound to a model build, and names with compile/fit/... events, per
+        region, with what was in force at the build."""
+        if self._models is not None:
+            return self._models
+        out: list[ModelRecord] = []
+        for region in sorted(self.regions.values(), key=lambda r: r.stmts[0].index if r.stmts else 0):
+            names: dict[str, list[Event]] = {}
+            for ev in region.events:
+                names.setdefault(ev.model, []).append(ev)
+            for name, defs in region.defs.items():
+                if any(d.kind == "assign" and isinstance(d.value, cst.Call) and d.stmt is not None
+                       and self.is_model_build(d.value, d.stmt) for d in defs):
+                    names.setdefault(name, [])
+            for name, events in names.items():
+                built: Def | None = None
+                if events:
+                    built = self.binding(name, events[0].stmt)
+                    if built is not None and built.stmt is not None and built.stmt.func is not region.func:
+                        built = None
+                else:
+                    builds = [d for d in region.defs.get(name, []) if d.kind == "assign" and
+                              isinstance(d.value, cst.Call) and d.stmt is not None]
+                    built = builds[-1] if builds else None
+                if built is None and not events:
+                    continue
+                if built is not None and not (isinstance(built.value, cst.Call) and built.stmt is not None
+                                              and self.is_model_build(built.value, built.stmt)) and not events:
+                    continue
+                at = built.stmt if built is not None and built.stmt is not None else events[0].stmt
+                out.append(ModelRecord(name, region, built, events, self.context_at(at)))
+        out.sort(key=lambda m: (m.built or m.events[0]).stmt.index)  # type: ignore[union-attr]
+        self._models = out
+        return out
+
+    def line_of(self, node: cst.CSTNode) -> int:
+        """The 1-based line of a node (for messages and tests), from one codegen pass over the facts' nodes."""
+        if id(node) not in self._lines:
+            from losslint.positions import node_ranges
+
+            wanted: list[cst.CSTNode] = [node]
+            wanted += [p.call for p in dtypes_of(self.index).policy_settings]
+            wanted += [s.call for s in self.strategies] + [sc.with_info.node for sc in self.strategy_scopes]
+            for key, (start, _end) in node_ranges(self.index.module, wanted).items():
+                self._lines[key] = start[0]
+        return self._lines.get(id(node), 0)
 
     # ---- layers and outputs -----------------------------------------------------------------------------------
     def _qual(self, expr: cst.BaseExpression) -> str | None:
@@ -233,6 +592,10 @@ class ModelFlow:
         kind, units = lay
         if kind.startswith("dense:"):
             return Output(kind[6:], units, node)
+        if kind == "act:linear" and prev is not None:
+            # the identity: `Activation("linear", dtype="float32")` after a softmax only casts it (the
+            # mixed-precision guide's float32 output), the output stays a softmax
+            return prev
         if kind.startswith("act:"):
             return Output(kind[4:], prev.units if prev is not None else None, node)
         if kind == "pass":
@@ -399,8 +762,11 @@ class ModelFlow:
                 items = pos if q.startswith(_TORCH_NN) else (
                     [e.value for e in pos[0].elements] if pos and isinstance(pos[0], (cst.List, cst.Tuple)) else [])
                 out: Output | None = None
+                # an `nn.Sequential` bound to an attention-like name scores (B, T, k) inputs: its Softmax(dim=1)
+                # runs over the sequence axis T, not the last one
+                seq = not _attention_like(_bound_target(call, stmt) or "")
                 for el in items:
-                    el_lay = self.layer(el, None, None, seq=True) if isinstance(el, cst.Call) else None
+                    el_lay = self.layer(el, None, None, seq=seq) if isinstance(el, cst.Call) else None
                     if el_lay is None:
                         break
                     if el_lay[0] == "act:softmax" and out is not None and out.units == 1:
@@ -502,6 +868,35 @@ def _code(node: cst.CSTNode, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _attention_like(name: str) -> bool:
+    low = name.rsplit(".", 1)[-1].lower()
+    return any(w in low for w in ("attention", "attn", "pool", "score", "weight", "gate"))
+
+
+def strategy_like(text: str) -> bool:
+    """A receiver whose name says it is a distribution strategy (`strategy`, `self._strategy`, `dist_strategy`)."""
+    low = text.lower()
+    return "strateg" in low or "distribut" in low
+
+
+def _bound_target(call: cst.Call, stmt: StmtInfo) -> str | None:
+    """The name (or `self.<attr>`) a call is assigned to in its statement: `strategy = tf.distribute...()`,
+    `strategy = A() if multi else B()`."""
+    node = stmt.node
+    if not isinstance(node, cst.SimpleStatementLine):
+        return None
+    for small in node.body:
+        if isinstance(small, cst.Assign) and len(small.targets) == 1:
+            target, value = small.targets[0].target, small.value
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            target, value = small.target, small.value
+        else:
+            continue
+        if value is call or (isinstance(value, cst.IfExp) and call in (value.body, value.orelse)):
+            return dotted_name(target)
+    return None
+
+
 def _class_of(func: FuncInfo | None) -> ClassInfo | None:
     while func is not None and func.cls is None:
         func = func.parent
@@ -566,8 +961,9 @@ def read_only_use(stmt: StmtInfo, model: str) -> bool:
     return not found_other
 
 
-__all__ = ["EVALUATION", "Event", "INFERENCE", "LossInfo", "ModelFlow", "Output", "Region", "TRAINING",
-           "first_input", "model_flow", "read_only_use"]
+__all__ = ["EVALUATION", "Context", "Event", "INFERENCE", "LossInfo", "ModelFlow", "ModelRecord", "Output",
+           "PolicyInForce", "Region", "Strategy", "StrategyScope", "TRAINING", "first_input", "model_flow",
+           "read_only_use", "strategy_like"]
 
 
 def same_args(a: cst.Call, b: cst.Call, keep: tuple[str, ...]) -> bool:

@@ -7,6 +7,7 @@ import libcst as cst
 
 from losslint.analysis.calls import arg, positional
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
+from losslint.analysis.model_flow import model_flow, strategy_like
 from losslint.analysis.reductions import reductions_of
 from losslint.analysis.scopes import Scope
 from losslint.rules.base import Invalid, Rule, Valid
@@ -24,8 +25,12 @@ class DistributedLossScaling(Rule):
         "the value their `GradientTape` differentiates, and reports a `reduce_mean` / `K.mean` / `ops.mean` over the "
         "batch on the way (a mean of the per-example losses, or of a loss object's output). A loss made with "
         "`tf.nn.compute_average_loss(per_example, global_batch_size=...)`, or a sum divided by the global batch "
-        "size, or divided by `strategy.num_replicas_in_sync`, is not reported. PyTorch DDP is not reported: DDP "
-        "averages gradients across processes, so the per-process mean is the right loss there."
+        "size, or divided by `strategy.num_replicas_in_sync`, is not reported. The strategies are model_flow's: a "
+        "`.run` counts when its receiver is a strategy the module builds (or `get_strategy()`, or a strategy held "
+        "under a name that says so, such as `self.strategy`), and a module whose only strategy is a "
+        "`OneDeviceStrategy` or a one-device `MirroredStrategy(devices=[...])` is not reported (one replica: its "
+        "batch is the global batch). PyTorch DDP is not reported: DDP averages gradients across processes, so the "
+        "per-process mean is the right loss there."
     )
     why_bad = (
         "Under `strategy.run` every replica computes its loss on its own slice of the global batch, and when the "
@@ -60,11 +65,17 @@ class DistributedLossScaling(Rule):
         self._findings: dict[int, tuple[str, Scope]] | None = None
 
     def _has_strategy(self) -> bool:
-        for call, _ in self.context.index.all_calls:
-            q = self.context.index.qualify(call.func) or ""
-            if ".distribute." in q and q.endswith("Strategy"):
-                return True
-        return False
+        """The module builds a strategy with several replicas (model_flow's strategies; `OneDeviceStrategy` and a
+        one-device `MirroredStrategy` run one replica, whose batch is the global batch)."""
+        return any(s.replicas == "many" for s in model_flow(self.context.index).strategies)
+
+    def _runs_on_replicas(self, receiver: cst.BaseExpression, stmt: StmtInfo) -> bool:
+        """Is `receiver.run(...)` a strategy's run: a name bound to a strategy the module builds (not a one-replica
+        one), `get_strategy()`, or a strategy it does not build whose name says so (`self.strategy`, a parameter)?"""
+        found = model_flow(self.context.index).strategies_of(receiver, stmt)
+        if found:
+            return any(s.replicas != "one" for s in found)
+        return self.context.index.qualify(receiver) is None and strategy_like(self.source_of(receiver, 60))
 
     def _step_functions(self) -> list[FuncInfo]:
         index = self.context.index
@@ -74,6 +85,8 @@ class DistributedLossScaling(Rule):
             if not (isinstance(func, cst.Attribute) and func.attr.value in _RUN_METHODS):
                 continue
             if (index.qualify(func) or "").startswith(("torch", "jax")):
+                continue
+            if not self._runs_on_replicas(func.value, stmt):
                 continue
             target = arg(call, "fn", 0)
             if target is None:
@@ -213,6 +226,40 @@ class DistributedLossScaling(Rule):
 
             strategy.run(eval_step, args=(x, y))
         """, "an evaluation step: no gradients are applied"),
+        Valid("""
+            import tensorflow as tf
+
+            strategy = tf.distribute.OneDeviceStrategy("/gpu:0")
+            with strategy.scope():
+                model = build_model()
+                optimizer = tf.keras.optimizers.Adam()
+
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+            strategy.run(train_step, args=(x, y))
+        """, "OneDeviceStrategy runs one replica: its batch is the global batch"),
+        Valid("""
+            import tensorflow as tf
+
+            strategy = tf.distribute.MirroredStrategy()
+            with strategy.scope():
+                model = build_model()
+                model.compile(optimizer="adam", loss="mse")
+            model.fit(dataset, epochs=5)
+
+            def finetune_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+            runner = StepTimer(warmup=10)
+            runner.run(finetune_step, args=(x, y))
+        """, "a `.run` that is not the strategy's: the step runs once, on the whole batch"),
     ]
     INVALID = [
         Invalid("""
@@ -306,4 +353,42 @@ class DistributedLossScaling(Rule):
             for x, y in dist_dataset:
                 strategy.run(train_step, args=(x, y))
         """, "LL202", 8, "tf.math.reduce_mean of the per-example losses"),
+        Invalid("""
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            if len(gpus) > 1:
+                strategy = tf.distribute.MirroredStrategy()
+            else:
+                strategy = tf.distribute.OneDeviceStrategy("/gpu:0")
+
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+            strategy.run(train_step, args=(x, y))
+        """, "LL202", 11, "one device or several: with several GPUs the update is multiplied"),
+        Invalid("""
+            import tensorflow as tf
+
+            class Trainer:
+                def __init__(self, strategy, model, optimizer):
+                    self.strategy = strategy
+                    self.model = model
+                    self.optimizer = optimizer
+
+                def train_step(self, x, y):
+                    with tf.GradientTape() as tape:
+                        loss = tf.reduce_mean(tf.square(y - self.model(x, training=True)))
+                    grads = tape.gradient(loss, self.model.trainable_variables)
+                    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+
+                def fit(self, dataset):
+                    for x, y in dataset:
+                        self.strategy.run(self.train_step, args=(x, y))
+
+            trainer = Trainer(tf.distribute.MirroredStrategy(), build_model(), tf.keras.optimizers.Adam())
+        """, "LL202", 11, "the strategy held on self, built at module level"),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.index import StmtInfo
+from losslint.analysis.index import StmtInfo, function_named
 from losslint.analysis.loops import Loop, Loops, backward_target
 from losslint.analysis.names import dotted_name, names_in
 from losslint.analysis.scopes import Scope, is_loss_name
@@ -60,11 +60,15 @@ class GraphKeptAliveAccumulation(Rule):
         "accumulation), and loops that sum the terms of one loss (deep supervision, several heads)."
     )
     why_bad = (
-        "A loss tensor carries its autograd graph - every activation of the forward pass. Keeping it in a running "
-        "total or a list keeps every iteration's graph alive: memory grows with each batch until the process runs "
-        "out of (GPU) memory, typically a few hundred iterations into an epoch, and each `total += loss` also extends "
-        "the graph. This is an entry of the PyTorch FAQ (\"My model reports 'cuda runtime error(2): out of "
-        "memory'\")."
+        "A loss tensor carries its autograd graph, and keeping it in a running total or a list keeps every "
+        "iteration's graph reachable. When nothing calls `.backward()` on it (an evaluation loop without "
+        "`torch.no_grad()`: `model.eval()` does not stop autograd), that graph holds every activation the forward "
+        "pass saved for backward: memory grows by one batch's activations per iteration (42.5 KB per batch of 32 for a "
+        "64-256-10 MLP) until the process runs out of (GPU) memory. `.backward()` frees the saved activations but "
+        "not the graph: its nodes stay reachable from the total, so host memory still grows with every batch (5.6 KB "
+        "per batch for an 8-16-2 MLP, whose graph has 8 nodes), each `total += loss` chains one more node onto the "
+        "total, and a backward through the total raises. This is an entry of the PyTorch FAQ (\"My model reports "
+        "'cuda runtime error(2): out of memory'\")."
     )
     example = """\
         total_loss = 0
@@ -138,9 +142,14 @@ class GraphKeptAliveAccumulation(Rule):
             if hit is None:
                 continue
             name, how = hit
+            if name in loop.backward_names:
+                kept = ("every iteration's autograd graph stays reachable from it (backward frees the saved "
+                        "activations, not the graph), so memory grows with every batch")
+            else:
+                kept = ("every iteration's autograd graph stays alive, with the activations it saved unless a "
+                        "backward pass frees them, and memory grows until the run is out of memory")
             message = (f"`{self.source_of(node, 50)}` {verb} the loss tensor `{name}` ({how}) to `{acc}`, which "
-                       f"lives across iterations: every iteration's autograd graph stays alive and memory grows "
-                       f"until the run is out of memory; accumulate `{name}.item()` (or `{name}.detach()`)")
+                       f"lives across iterations: {kept}; accumulate `{name}.item()` (or `{name}.detach()`)")
             self._report_in_loop(node, message, loop)
             return
 
@@ -162,6 +171,9 @@ class GraphKeptAliveAccumulation(Rule):
                 if d.stmt is None or loop.body_id not in d.stmt.path or d.stmt.index > stmt.index:
                     continue
                 if isinstance(d.value, cst.Call):
+                    helper = function_named(self.context.index, d.value.func, d.stmt)
+                    if helper is not None and helper.returns and all(_detached(r) for r, _ in helper.returns):
+                        continue  # a same-module helper that returns `loss.item()`: a Python number
                     callee = dotted_name(d.value.func) or ""
                     last = callee.rsplit(".", 1)[-1]
                     if last and (is_loss_name(last) or "criterion" in last.lower()):
@@ -263,6 +275,24 @@ class GraphKeptAliveAccumulation(Rule):
                     optimizer.step()
                     total += float(loss)
         """, "float(loss)"),
+        Valid("""
+            import torch
+
+            def get_loss_batch(output, targets, loss_func, opt=None):
+                loss = loss_func(output, targets)
+                if opt is not None:
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                return loss.item()
+
+            def loss_epoch(model, loss_func, dataset_dl, opt=None):
+                running_loss = 0.0
+                for xb, yb in dataset_dl:
+                    loss_b = get_loss_batch(model(xb), yb, loss_func, opt)
+                    running_loss += loss_b
+                return running_loss / len(dataset_dl.dataset)
+        """, "a same-module loss helper that returns loss.item() (PyTorch Computer Vision Cookbook, chapter 5)"),
     ]
     INVALID = [
         Invalid("""

@@ -106,6 +106,18 @@ class SingleUnitSoftmax(ModuleFindingsRule):
             n_classes = 1
             out = Dense(n_classes, activation="softmax")
         """, "a width from a variable is not provably 1 here (not reported)"),
+        Valid("""
+            import torch.nn as nn
+
+            neurons = 64
+            attentionMechanism = nn.Sequential(
+                nn.Linear(neurons, neurons),
+                nn.LeakyReLU(),
+                nn.Linear(neurons, 1),  # (B, T, 1)
+                nn.Softmax(dim=1),
+            )
+        """, "an attention-scoring nn.Sequential: Softmax(dim=1) runs over the sequence axis of (B, T, 1) "
+             "(Inside Deep Learning, chapter 10)"),
     ]
     INVALID = [
         Invalid("""

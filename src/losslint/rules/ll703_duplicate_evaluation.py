@@ -33,6 +33,22 @@ def _reported(stmt_node: cst.CSTNode, call: cst.Call) -> str | None:
     return None
 
 
+def _print_label(stmt_node: cst.CSTNode) -> tuple[str, ...]:
+    """The literal text of a `print(...)` statement's strings (its label), for comparing two printed results."""
+    parts: list[str] = []
+
+    def enter(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.SimpleString):
+            v = n.evaluated_value
+            parts.append(v if isinstance(v, str) else "")
+        elif isinstance(n, cst.FormattedStringText):
+            parts.append(n.value)
+        return True
+
+    walk(stmt_node, enter)
+    return tuple(" ".join(p.split()) for p in parts)
+
+
 def _compared_later(region, after: int, a: str, b: str) -> bool:  # type: ignore[no-untyped-def]
     """Is there an `assert` (statement or assert* call) mentioning both results after `after`?"""
     for s in region.stmts:
@@ -97,6 +113,10 @@ class DuplicateEvaluation(ModuleFindingsRule):
                 r1, r2 = _reported(e1.stmt.node, e1.call), _reported(e2.stmt.node, e2.call)
                 if r1 is None or r2 is None or (r1 == r2 and r1 != "print"):
                     continue
+                if (r1 == "print") != (r2 == "print"):
+                    continue  # printed once, stored once: a re-run evaluation, not two results set side by side
+                if r1 == "print" and _print_label(e1.stmt.node) == _print_label(e2.stmt.node):
+                    continue  # printed under the same label: the same measurement shown twice
                 data = set(names_in(e2.call.func.value)) | {n for a in e2.call.args for n in names_in(a.value)}
                 if any(flow.defined_between(region, n, e1.stmt.index, e2.stmt.index) for n in data):
                     continue
@@ -165,6 +185,22 @@ class DuplicateEvaluation(ModuleFindingsRule):
             X_test = X_test + noise
             noisy = model.evaluate(X_test, y_test)
         """, "the data changed between"),
+        Valid("""
+            from keras.optimizers import Adam
+
+            new_model.compile(Adam(learning_rate=0.0001), loss="categorical_crossentropy", metrics=["accuracy"])
+            new_model.fit(train_batches, epochs=20, verbose=2)
+            print("Testing loss: {:.4f} accuracy: {:.4f}".format(*new_model.evaluate(test_tensors, test_targets)))
+            score = new_model.evaluate(test_tensors, test_targets)
+            print("Test accuracy:", score[1])
+        """, "printed once, then evaluated again into a name: a re-run notebook cell, not two results "
+             "(Deep Learning for Vision Systems, chapter 6)"),
+        Valid("""
+            import tensorflow as tf
+
+            print("test loss:", model.evaluate(X_test, y_test, verbose=0))
+            print("test loss:", model.evaluate(X_test, y_test, verbose=0))
+        """, "the same label printed twice: the same measurement shown twice"),
     ]
     VALID.append(Valid("""
         import keras

@@ -9,7 +9,10 @@ from losslint.analysis.dtypes import FLOAT16, dtype_named, dtypes_of, reaching_v
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
 from losslint.analysis.names import dotted_name, names_in
 from losslint.analysis.scopes import Scope, is_loss_name
+from losslint.analysis.walk import walk
+from losslint.analysis.model_flow import model_flow
 from losslint.analysis.training_loops import (
+    GradientStep,
     autocast_regions,
     backward_steps,
     gradient_steps,
@@ -24,6 +27,24 @@ _UNDERFLOW = (
     "gradients below 6e-8 flush to zero in float16 (and lose precision below 6e-5): without loss scaling small "
     "gradients vanish and training stalls"
 )
+
+
+def _weight_owners(gradient_call: cst.Call) -> list[str]:
+    """The names whose weights `tape.gradient(loss, model.trainable_variables)` differentiates (`model`; none for
+    `self.trainable_variables` or a list of variables)."""
+    args = positional(gradient_call)
+    sources = args[1] if len(args) > 1 else kwarg(gradient_call, "sources")
+    owners: list[str] = []
+
+    def enter(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.value.value != "self" \
+                and n.attr.value in ("trainable_variables", "trainable_weights", "weights", "variables"):
+            owners.append(n.value.value)
+        return True
+
+    if sources is not None:
+        walk(sources, enter)
+    return owners
 
 
 class Fp16LossWithoutScaling(ModuleFindingsRule):
@@ -42,7 +63,11 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
         "`mixed_float16` (without a float32 output layer), a `tf.reduce_sum` with no axis over a direct model output "
         "in a GradientTape step, or in a loss function such a step calls, with no cast to float32. `model.compile` + "
         "`fit` (which wrap the optimizer and scale the loss for you), bfloat16 (same exponent range as float32), and "
-        "`optimizer.minimize(loss, tape=tape)` are not reported."
+        "`optimizer.minimize(loss, tape=tape)` are not reported. The policy is the one in force (model_flow) where "
+        "the model whose weights the step differentiates was built - Keras layers read the global policy when they "
+        "are constructed - or, for a model passed in, where the step runs (through its callers): a model built "
+        "before `set_global_policy('mixed_float16')`, or after a reset to float32, computes in float32 and is not "
+        "reported."
     )
     why_bad = (
         "float16 has 5 exponent bits: its smallest subnormal is about 6e-8 and its smallest normal number about "
@@ -102,7 +127,7 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
     def _tensorflow(self, out: dict[int, str]) -> None:
         index = self.context.index
         dt = dtypes_of(index)
-        if dt.mixed is None or dt.mixed.dtype != FLOAT16:
+        if not any(p.dtype == FLOAT16 for p in dt.policy_settings) and (dt.mixed is None or dt.mixed.dtype != FLOAT16):
             return
         steps = gradient_steps(index)
         if not steps:
@@ -112,10 +137,28 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
                             for c, _ in index.all_calls)
         wrapped = "LossScaleOptimizer" in source
         for step in steps:
+            if not self._float16_step(step):
+                continue
             if not mentions_method(index, step.target, step.stmt, _TF_SCALE) and not module_scales:
                 out[id(step.call)] = self._tf_message(step.call, step.stmt, wrapped)
             if step.tape is not None and not dt.float32_output:
                 self._fp16_sums(step.tape, step.stmt, out)
+
+    def _float16_step(self, step: GradientStep) -> bool:
+        """Does the step differentiate a model that computes in float16? The policy in force where the model whose
+        weights are differentiated was built (Keras layers read the global policy when constructed), else where
+        the step runs (model_flow); a policy given to layers without a global setting counts everywhere."""
+        index = self.context.index
+        dt = dtypes_of(index)
+        if not dt.policy_settings:
+            return dt.mixed is not None and dt.mixed.dtype == FLOAT16
+        flow = model_flow(index)
+        contexts = [flow.model_context(name, step.stmt) for name in _weight_owners(step.call)]
+        known = [c for c in contexts if c is not None]
+        if known and len(known) == len(contexts):
+            return any(c.policy is not None and c.policy.dtype == FLOAT16 for c in known)
+        policy = flow.policy_at(step.stmt)
+        return policy is not None and policy.dtype == FLOAT16
 
     def _tf_message(self, call: cst.Call, stmt: StmtInfo, wrapped: bool) -> str:
         quoted = self.source_of(call, 50)
@@ -400,6 +443,39 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
                 grads = tape.gradient(pred, real)
                 return tf.reduce_mean((tf.norm(grads, axis=1) - 1.0) ** 2)
         """, "a gradient with respect to the inputs (a gradient penalty), not a training step"),
+        Valid("""
+            import tensorflow as tf
+
+            tf.keras.mixed_precision.set_global_policy("mixed_float16")
+            fast = build_model()
+            fast.compile(optimizer="adam", loss="mse")
+            fast.fit(x_train, y_train)
+
+            tf.keras.mixed_precision.set_global_policy("float32")
+            model = tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(1)])
+            optimizer = tf.keras.optimizers.Adam()
+
+            @tf.function
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        """, "the policy is back to float32 when the custom loop's model is built"),
+        Valid("""
+            import tensorflow as tf
+
+            model = tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"), tf.keras.layers.Dense(1)])
+            tf.keras.mixed_precision.set_global_policy("mixed_float16")
+            optimizer = tf.keras.optimizers.Adam()
+
+            @tf.function
+            def train_step(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        """, "the policy is set after the model is built: its layers already read float32 and stay float32"),
     ]
     INVALID = [
         Invalid("""
@@ -514,4 +590,35 @@ class Fp16LossWithoutScaling(ModuleFindingsRule):
                 grads = optimizer.get_unscaled_gradients(tape.gradient(scaled, model.trainable_variables))
                 optimizer.apply_gradients(zip(grads, model.trainable_variables))
         """, "LL801", 8, "a dice loss called on the float16 model output: the pixel sums overflow"),
+        Invalid("""
+            import tensorflow as tf
+
+            def train_step(model, optimizer, x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(y - model(x, training=True)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+            def main(dataset):
+                tf.keras.mixed_precision.set_global_policy("mixed_float16")
+                model = build_model()
+                optimizer = tf.keras.optimizers.Adam()
+                for x, y in dataset:
+                    train_step(model, optimizer, x, y)
+        """, "LL801", 6, "the policy is set in main(), which calls the step"),
+        Invalid("""
+            import tensorflow as tf
+
+            teacher = tf.keras.Sequential([tf.keras.layers.Dense(256, activation="relu"), tf.keras.layers.Dense(10)])
+            tf.keras.mixed_precision.set_global_policy("mixed_float16")
+            student = tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dense(10)])
+            optimizer = tf.keras.optimizers.Adam()
+
+            @tf.function
+            def distill_step(x):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(teacher(x) - student(x, training=True)))
+                grads = tape.gradient(loss, student.trainable_variables)
+                optimizer.apply_gradients(zip(grads, student.trainable_variables))
+        """, "LL801", 12, "the trained model is built after the policy (the float32 teacher is not trained)"),
     ]

@@ -33,6 +33,7 @@ class NotebookSource:
         return last.index, max(0, line - last.first_line)
 
 
+_HELP = re.compile(r"[A-Za-z_][\w.]*\?\??")  # `tf.keras.Input?`, `model.fit??`: IPython help
 _ASSIGNED_MAGIC = re.compile(r"((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*\s*,?\s*=\s*)[!%]")
 
 
@@ -53,7 +54,7 @@ def _cell_lines(source: object) -> list[str]:
             continue
         # A magic or shell escape is not Python: it becomes `pass` at its own indentation, which keeps the line
         # numbers and keeps a block whose only statement was a magic (`for f in files:\n    !rm $f`) valid.
-        if stripped.startswith(_MAGIC_PREFIXES) or stripped.endswith("?") and stripped[:-1].isidentifier():
+        if stripped.startswith(_MAGIC_PREFIXES) or _HELP.fullmatch(stripped.rstrip()):
             out.append(indent + "pass")
             continued = stripped.endswith("\\")
         elif (m := _ASSIGNED_MAGIC.match(stripped)) is not None:

@@ -60,8 +60,11 @@ class FromLogitsMismatch(ModuleFindingsRule):
         "explicit `from_logits=False` is flipped), a softmax or sigmoid output gets `from_logits=False`. A loss "
         "object bound to a name first is changed where it is built only when this `compile` is its only use; no fix "
         "when `from_logits` could be passed positionally. Removing the final activation instead is equally valid "
-        "but changes what `predict` returns, so it is left to the user. The fix sits in `compile(...)`, outside any "
-        "loss function, so TensorFlow confirmation cannot isolate it and it stays unconfirmed."
+        "but changes what `predict` returns, so it is left to the user. Confirmation runs compile's loss before and "
+        "after the fix as a function of (y_true, model output), on outputs shaped like the model's (logits for a "
+        "linear last layer, the activation of logits otherwise): the fixed loss must run, change the value and stay "
+        "finite; for a `from_logits` flip it also checks, as evidence, that the loss with `from_logits=True` on the "
+        "logits equals the probability loss on their softmax/sigmoid (what the user meant)."
     )
     scoped = False
     outside_scope = "model compile()"

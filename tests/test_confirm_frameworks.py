@@ -151,7 +151,7 @@ def test_torch_training_step_is_judged_by_the_loss_it_backpropagates(cache) -> N
                              "torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)")
     v = confirm_rewrite(original, fixed, "train_step", cache_dir=cache)
     assert v.confirmed is True, v.evidence
-    assert v.evidence["inputs"]["model"].startswith("the identity") and v.evidence["inputs"]["opt"] == "None (not read)"
+    assert v.evidence["inputs"]["model"].startswith("the identity") and v.evidence["inputs"]["opt"] == "None (not read by the loss itself)"
     assert v.evidence["max_grad_diff"] is not None and v.evidence["grad_params"] == ["x"]
     assert v.evidence["inputs"]["x"] == "logits (8, 5)"  # what the model returns
     assert v.evidence["edges"]["large_logits"]["original"] > 0 and v.evidence["edges"]["large_logits"]["fixed"] == 0
@@ -270,3 +270,125 @@ def test_mixed_tensorflow_and_torch_loss_is_not_run(tmp_path) -> None:  # noqa: 
     v = confirm_rewrite(original, fixed, "loss", cache_dir=str(tmp_path))
     assert v.confirmed is None and "mixes TensorFlow and PyTorch" in v.evidence["reason"]
     assert STATS["started"] == started
+
+
+# ---- an undefined model (the identity stands in) and `params["w"]` dict parameters ---------------------------
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.jax
+def test_jax_example_fixes_are_confirmed_with_the_model_stood_in(cache) -> None:  # noqa: ANN001
+    """examples/jax_grad_buggy.py: `model.apply(params, x)` (`model` is defined nowhere) runs as the identity on `x`,
+    which then holds the model's probabilities; `x @ params["w"] + params["b"]` gets `params` as a dict of a (d, d)
+    matrix and a (d,) vector, differentiated as `jax.grad(logistic_loss)` does."""
+    path = EXAMPLES / "jax_grad_buggy.py"
+    source = path.read_text()
+    result = lint_module_source(source, str(path))
+    out = [d for d in confirm_file(str(path), source, result.diagnostics, cache_dir=cache)
+           if d.fix is not None and d.fix.applicability == "safe"]
+    assert sorted(d.code for d in out) == ["LL101", "LL101", "LL102"], [(d.code, d.fix.evidence) for d in out]
+    assert all(d.fix.confirmed is True for d in out), [d.fix.evidence for d in out]
+    for d in out:
+        ev = d.fix.evidence
+        assert ev["framework"] == "jax" and ev["max_value_diff"] <= ev["tolerance"]
+        assert ev["max_grad_diff"] is not None and ev["max_grad_diff"] <= ev["grad_tolerance"]
+        if d.code == "LL101":
+            assert ev["stand_ins"] == ["model.apply -> identity on x"]
+            assert ev["inputs"]["x"] == "probabilities (8, 5)" and ev["inputs"]["params"] == "None (not read by the loss itself)"
+            assert ev["grad_params"] == ["x"] and ev["nonfinite_original_edge"] > 0 == ev["nonfinite_fixed_edge"]
+        else:
+            assert "stand_ins" not in ev and ev["grad_params"] == ["params", "x"]
+    module = cst.parse_module(source)
+    h = harness_for(module, chain_by_qualname(module, "logistic_loss"))
+    spec = infer_inputs(h.source, h.func, h.params, None)
+    assert spec["params"][0] == {"name": "params", "kind": "logits", "grad": True, "keys": {"w": [5, 5], "b": [5]}}
+    assert spec["shape"] == [8, 5]  # not squared: `x @ params["w"]` keeps x's shape
+
+
+@pytest.mark.jax
+def test_jax_wrong_rewrites_of_the_example_losses_are_still_rejected(cache) -> None:  # noqa: ANN001
+    source = (EXAMPLES / "jax_grad_buggy.py").read_text()
+    wrong = source.replace("jnp.log(probs)", "jnp.log(probs + 1e-2)")
+    v = confirm_rewrite(source, wrong, "bce_loss", cache_dir=cache)
+    assert v.confirmed is False and "differ on normal inputs" in v.evidence["reason"], v.evidence
+    assert v.evidence["stand_ins"] == ["model.apply -> identity on x"]
+    wrong = source.replace("jnp.mean(jnp.log(1 + jnp.exp(-margins)))", "jnp.mean(jax.nn.softplus(margins))")
+    v = confirm_rewrite(source, wrong, "logistic_loss", cache_dir=cache)
+    assert v.confirmed is False and "differ on normal inputs" in v.evidence["reason"], v.evidence
+
+
+@pytest.mark.jax
+def test_an_undefined_name_not_used_as_a_model_still_blocks_the_harness(cache) -> None:  # noqa: ANN001
+    """Only a model-like name the loss only calls, on one of its parameters, and that nothing binds, is stood in."""
+    helper = _src("""
+        import jax
+        import jax.numpy as jnp
+
+        def loss_fn(params, x, labels):
+            probs = jax.nn.sigmoid(x)
+            return -jnp.mean(labels * jnp.log(probs)) + l2_penalty(params)
+    """)
+    fixed = helper.replace("jnp.log(probs)", "jnp.log(jnp.clip(probs, 1e-7, 1.0))")
+    v = confirm_rewrite(helper, fixed, "loss_fn", cache_dir=cache)
+    assert v.confirmed is None and "`l2_penalty` is not defined at module level" in v.evidence["reason"], v.evidence
+    read = helper.replace("+ l2_penalty(params)", "+ 0.0 * len(model.layers) + model.apply(params, x).sum() * 0")
+    v = confirm_rewrite(read, read.replace("jnp.log(probs)", "jnp.log(jnp.clip(probs, 1e-7, 1.0))"), "loss_fn",
+                        cache_dir=cache)
+    assert v.confirmed is None and "`model` is not defined at module level" in v.evidence["reason"], v.evidence
+    bound = _src("""
+        import jax.numpy as jnp
+
+        def loss_fn(params, x, labels):
+            probs = model.apply(params, x)
+            return -jnp.mean(labels * jnp.log(probs))
+
+        with open("config.json") as f:
+            model = f
+    """)
+    v = confirm_rewrite(bound, bound.replace("jnp.log(probs)", "jnp.log(jnp.clip(probs, 1e-7, 1.0))"), "loss_fn",
+                        cache_dir=cache)
+    assert v.confirmed is None and "`model` is not defined at module level" in v.evidence["reason"], v.evidence
+
+
+@pytest.mark.jax
+def test_jax_stood_in_model_followed_by_an_activation_is_fed_logits(cache) -> None:  # noqa: ANN001
+    original = _src("""
+        import jax
+        import jax.numpy as jnp
+
+        def loss_fn(params, batch, labels):
+            logits = apply_fn({"params": params}, batch, train=False)
+            probs = jax.nn.softmax(logits)
+            return -jnp.mean(jnp.sum(labels * jnp.log(probs), axis=-1))
+    """)
+    fixed = original.replace("jnp.log(probs)", "jax.nn.log_softmax(logits)")
+    v = confirm_rewrite(original, fixed, "loss_fn", cache_dir=cache)
+    assert v.confirmed is True, v.evidence
+    assert v.evidence["stand_ins"] == ["apply_fn -> identity on batch"]
+    assert v.evidence["inputs"]["batch"] == "logits (8, 5)" and v.evidence["inputs"]["params"] == "None (not read by the loss itself)"
+    assert v.evidence["edges"]["large_logits"]["original"] > 0 and v.evidence["edges"]["large_logits"]["fixed"] == 0
+
+
+@pytest.mark.torch
+def test_torch_undefined_net_and_dict_params_are_confirmed_under_torch(cache) -> None:  # noqa: ANN001
+    original = _src("""
+        import torch
+
+        def loss_fn(x, y):
+            probs = torch.softmax(net(x), dim=-1)
+            return -(y * torch.log(probs)).sum(dim=-1).mean()
+
+        def linear_loss(params, x, labels):
+            margins = labels * (x @ params["w"] + params["b"])
+            return torch.log(1 + torch.exp(-margins)).mean()
+    """)
+    fixed = original.replace("torch.log(probs)", "torch.log_softmax(net(x), dim=-1)")
+    v = confirm_rewrite(original, fixed, "loss_fn", cache_dir=cache)
+    assert v.confirmed is True, v.evidence
+    assert v.evidence["stand_ins"] == ["net -> identity on x"] and v.evidence["inputs"]["x"] == "logits (8, 5)"
+    fixed = original.replace("torch.log(1 + torch.exp(-margins))", "torch.nn.functional.softplus(-margins)")
+    v = confirm_rewrite(original, fixed, "linear_loss", cache_dir=cache)
+    assert v.confirmed is True, v.evidence
+    assert v.evidence["grad_params"] == ["params", "x"] and v.evidence["max_grad_diff"] is not None
+    wrong = original.replace("torch.log(1 + torch.exp(-margins))", "torch.nn.functional.softplus(margins)")
+    assert confirm_rewrite(original, wrong, "linear_loss", cache_dir=cache).confirmed is False

@@ -208,7 +208,10 @@ def _describe(p: dict, inputs: dict) -> str:
     if kind == "model":
         return "the identity function (the model's output is its input)"
     if kind == "unused":
-        return "None (not read)"
+        return "None (not read by the loss itself)"
+    if p.get("keys"):
+        arrays = ", ".join(f"{k}: {tuple(v)}" for k, v in p["keys"].items())
+        return f"a dict of arrays {{{arrays}}}"
     return {"probs": "probabilities", "logits": "logits", "real": "real-valued predictions", "mask": "0/1 mask",
             "weights": "positive weights"}.get(kind, kind) + f" {shape}"
 
@@ -368,6 +371,13 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
         fixed_source, left = apply_edits(source, own)
         if left:
             out.append((i, _Job(base=base, verdict=Verdict(None, dict(base, reason="the fix's edits overlap")))))
+            continue
+        from losslint.fixes.confirm.compiled import compiled_jobs  # a fix to the loss given to `compile(...)`
+
+        compiled = compiled_jobs(module, source, index, path, own, fixed_source, dtype, dict(
+            base, expect=d.fix.expect) if d.fix.expect != "same" else dict(base), d.fix.batch)
+        if compiled is not None:
+            out.extend((i, j) for j in compiled)  # an intent check first, if any; the fix's own job last decides
             continue
         chain = chains[i]
         if chain and len(chain) == 1 and isinstance(chain[0], cst.SimpleStatementLine):

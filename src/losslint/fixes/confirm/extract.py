@@ -6,10 +6,16 @@ their original order. Imports of anything but the standard library and the frame
 and constants computed by user code make the function "not isolable" (an `Isolation` error with the reason). The
 user's module is never imported: the harness holds copies of the statements it needs.
 
+A model the loss calls but the module never binds (`probs = model.apply(params, x)`, `net(x)`) does not stop it: the
+harness's call names it in "stand_ins" and the runner binds it to a stand-in returning its data argument
+(`model_stand_ins`).
+
 Also here: the synthetic-input spec (which parameter is labels, probabilities, logits, a mask, a parameter matrix
-`x @ params`, a training step's `model` (the identity stands in) or unread `opt` (None); the label kind; the shape),
-inferred from the parameters' roles and names and from the code; and which framework (TensorFlow/Keras, PyTorch, JAX)
-a harness's imports name (`frameworks_of`).
+`x @ params` or a dict of them (`params["w"]`: a (d, d) matrix where multiplied by, else a (d,) vector), a training
+step's `model` (the identity stands in) or unread `opt` (None), an undefined model's input (its output: logits when an
+activation follows, else probabilities) or its own parameters (None); the label kind; the shape), inferred from the
+parameters' roles and names and from the code; and which framework (TensorFlow/Keras, PyTorch, JAX) a harness's
+imports name (`frameworks_of`).
 """
 
 from __future__ import annotations
@@ -317,12 +323,21 @@ def build_harness(module: cst.Module, target: cst.CSTNode, call: dict, params: l
 
     top_code = module.code_for_node(target).strip("\n") + "\n"
     need(target)
+    models: dict[str, StandIn] | None = None  # undefined names the loss calls as its model
+    used: dict[str, StandIn] = {}
     while work:
         name = work.pop(0)
         bs = table.get(name)
         if not bs:
             if "*" in table:
                 raise Isolation(f"`{name}` may come from `{table['*'][0].code}`")
+            if models is None:
+                scope = _module_scope_bound(module)
+                models = model_stand_ins(target, func, [p.name.value for p in params],
+                                         lambda n: n not in table and n not in scope)
+            if name in models:
+                used[name] = models[name]
+                continue
             raise Isolation(f"`{name}` is not defined at module level")
         b = bs[-1]
         if b.kind == "import":
@@ -344,6 +359,15 @@ def build_harness(module: cst.Module, target: cst.CSTNode, call: dict, params: l
                     need(value)
                 if isinstance(a.node, cst.AugAssign):
                     need(a.node.target)
+    for b in chosen.values():  # a helper that reads a stood-in model must only call it too
+        reads = set(used) & set(free_names(b.node)) if b.kind in ("def", "class") and used else set()
+        if reads:
+            uses = _model_uses(b.node, reads)
+            for n in reads:
+                if len(uses.rooted[n]) != len(uses.reads[n]):
+                    raise Isolation(f"`{n}` is not defined at module level")
+    if used:
+        call = dict(call, stand_ins=[{"name": n, "as": d} for n, s in used.items() for d in s.uses])
     pieces = [b.code for b in futures]
     target_order = None
     for b in [b for bs in table.values() for b in bs]:
@@ -361,6 +385,133 @@ def build_harness(module: cst.Module, target: cst.CSTNode, call: dict, params: l
     source = "".join(p if p.endswith("\n") else p + "\n" for p in pieces)
     required = [p.name.value for p in params if p.default is None]
     return Harness(source, call, func, params, required, roots)
+
+
+# ---- an undefined model: the identity stands in -------------------------------------------------------------
+# A loss that calls a model the module never defines (`probs = model.apply(params, x)`, `net(x)`, `apply(params, x)`:
+# built elsewhere, or a global of the training script) runs with a stand-in for it that returns its data argument
+# (a `x=`/`inputs=`... keyword, else the last positional one): the model's output is then that synthetic input, and
+# the parameter that feeds it takes the model output's role. Only names that read as a model, that the loss only
+# calls, with a data argument that is one of its own parameters, and that nothing binds at module scope.
+_MODEL_TOKENS = frozenset({"model", "net", "network", "apply", "forward", "predict", "predictor", "mlp", "cnn", "rnn",
+                           "classifier", "module", "encoder"})
+_NOT_MODEL_TOKENS = frozenset({"loss", "penalty", "reg", "regularizer", "regularization", "norm", "metric", "grad",
+                               "grads", "aux", "criterion", "error", "helper", "kl", "entropy", "l1", "l2"})
+DATA_KEYWORDS = ("x", "inputs", "input", "data", "features", "batch", "images", "obs")  # mirrored by runner.py
+
+
+def model_like(name: str) -> bool:
+    """`model`, `net`, `apply`, `model_apply`, `apply_fn`, `forward_fn`, `resnet`, `teacher_model`: a model's name
+    (`loss_fn`, `l2_penalty`, `reg` are not)."""
+    tokens = [re.sub(r"\d+$", "", t).lower() for t in re.split(r"_+|(?<=[a-z0-9])(?=[A-Z])", name) if t]
+    tokens = [t for t in tokens if t]
+    if not tokens or any(t in _NOT_MODEL_TOKENS for t in tokens):
+        return False
+    last = tokens[-1]
+    if last in ("fn", "func", "function") and len(tokens) > 1:
+        last = tokens[-2]
+    return last in _MODEL_TOKENS or last.endswith("net")
+
+
+@dataclass
+class StandIn:
+    name: str
+    uses: list[str] = field(default_factory=list)  # "model.apply -> identity on x", one per callee and argument
+    data: list[str] = field(default_factory=list)  # the loss's parameters passed as the data argument
+    calls: list[cst.Call] = field(default_factory=list)
+
+
+class _ModelUses(cst.CSTVisitor):
+    """The reads of `names` (as expressions: not attribute or keyword names) and the calls rooted at them."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.reads: dict[str, list[cst.Name]] = {n: [] for n in names}
+        self.rooted: dict[str, list[cst.Name]] = {n: [] for n in names}
+        self.calls: dict[str, list[cst.Call]] = {n: [] for n in names}
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        root = node.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name) and root.value in self.names:
+            self.calls[root.value].append(node)
+            self.rooted[root.value].append(root)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value in self.names:
+            self.reads[node.value].append(node)
+
+
+def _model_uses(node: cst.CSTNode, names: set[str]) -> _ModelUses:
+    v = _ModelUses(names)
+    node.visit(v)
+    return v
+
+
+def data_arg(call: cst.Call) -> cst.BaseExpression | None:
+    """The argument a stood-in model returns: the first `x=`/`inputs=`... keyword, else the last positional one."""
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value in DATA_KEYWORDS:
+            return a.value
+    pos = [a for a in call.args if a.keyword is None and not a.star]
+    return pos[-1].value if pos else None
+
+
+def model_stand_ins(target: cst.CSTNode, func: cst.CSTNode, loss_params: list[str],
+                    undefined) -> dict[str, StandIn]:  # noqa: ANN001
+    """The names `target` reads that `undefined(name)` says nothing defines and that it uses as its model only: every
+    read is a call (`model(x)`, `model.apply(params, x)`), without `*args`, whose data argument is a parameter of
+    the loss `func`."""
+    names = {n for n in free_names(target) if model_like(n) and undefined(n)}
+    if not names:
+        return {}
+    uses = _model_uses(target, names)
+    own = set(loss_params)
+    out: dict[str, StandIn] = {}
+    for n in sorted(names):
+        calls = uses.calls[n]
+        if not calls or len(uses.rooted[n]) != len(uses.reads[n]):
+            continue  # read as a value somewhere (passed on, an attribute read): not only called
+        s = StandIn(n)
+        for c in calls:
+            arg = data_arg(c)
+            if any(a.star for a in c.args) or not isinstance(arg, cst.Name) or arg.value not in own:
+                break
+            desc = f"{_dotted(c.func)} -> identity on {arg.value}"
+            if desc not in s.uses:
+                s.uses.append(desc)
+            if arg.value not in s.data:
+                s.data.append(arg.value)
+            s.calls.append(c)
+        else:
+            out[n] = s
+    return out
+
+
+def _module_scope_bound(module: cst.Module) -> set[str]:
+    """Every name bound at module scope, in any block (`with`, `for`, `if __name__ == ...`), or declared `global`."""
+    out: set[str] = set()
+    for st in module.body:
+        if isinstance(st, (cst.FunctionDef, cst.ClassDef)):
+            out.add(st.name.value)
+        else:
+            out |= _names(st).bound
+
+    class _Globals(cst.CSTVisitor):
+        def visit_Global(self, node: cst.Global) -> None:
+            out.update(n.name.value for n in node.names)
+
+    module.visit(_Globals())
+    return out
 
 
 # ---- locating the function -----------------------------------------------------------------------------------
@@ -537,12 +688,25 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     body = func.body
     body_code = cst.Module(body=[]).code_for_node(body)
     body_reads = set(_names(body).read)
+    # an undefined model the loss calls (bound to a stand-in by the harness): what feeds it
+    stand = _harness_stand_ins(harness_source, func, names)
+    model_data = {d for s in stand.values() for d in s.data}
+    model_only = _model_only_params(body, stand, names)
+    dicts: dict[str, dict[str, bool]] = {}  # `params["w"]`: a dict of arrays, key -> used as a matrix
     for i, p in enumerate(required):
         n = p.name.value
         low = n.lower()
         role = role_of.get(n)
+        keys = _string_keys(body, n) if role is None and (low in PARAM_WORDS or "param" in low) else None
         if role is None:
-            if low in TRUE_WORDS:
+            if n in model_only:
+                role = "unused"  # the model's own parameters (`model.apply(params, x)`): the stand-in ignores them
+            elif n in model_data:
+                role = "y_pred"  # the stood-in model's input is its output
+            elif keys:
+                role = "params"
+                dicts[n] = keys
+            elif low in TRUE_WORDS:
                 role = "y_true"
             elif low in LOGIT_WORDS or "logit" in low:
                 role = "y_logits"
@@ -588,6 +752,12 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     for n, k in kinds:
         if k == "probs" and any(re.search(rf"\b{re.escape(m)}\s*\(\s*{re.escape(n)}\s*[,)]", code) for m in models):
             k = "logits"  # what `model(x)` returns, with the identity as the model: logits
+        elif k == "probs" and n in model_data:
+            # what the undefined model returns: logits when an activation (or a with-logits loss) follows it, else
+            # probabilities (the model ends in its own sigmoid/softmax)
+            calls = [c for s in stand.values() for c in s.calls if isinstance(data_arg(c), cst.Name)
+                     and data_arg(c).value == n]  # type: ignore[union-attr]
+            k = "logits" if _output_is_logits(body, calls) else "probs"
         elif k == "probs" and (label_kind == "regression" or has_params and _matmul_operand(n, code)):
             k = "real"  # regression predictions; features multiplied by the parameters (`x @ params`)
         if k == "params":  # a weight matrix, differentiated as `jax.grad(loss_fn)` would: logit-scaled values
@@ -596,9 +766,146 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     if not any(p["grad"] for p in params_spec):
         raise Isolation("no parameter of the loss looks like a prediction to differentiate with respect to")
     shape = _infer_shape(func, [n for n, _ in kinds], code)
-    if len(shape) == 2 and has_params:
+    if len(shape) == 2 and any(k == "params" and n not in dicts for n, k in kinds):
         shape = [shape[-1], shape[-1]]  # square: `x @ params` keeps the shape of every other input
+    d = shape[-1] if shape else 1
+    for p in params_spec:  # `params["w"]`: a (d, d) matrix where multiplied by (`x @ params["w"]`), else a (d,) vector
+        if p["name"] in dicts:
+            p["keys"] = {k: [d, d] if mat else [d] for k, mat in dicts[p["name"]].items()}
     return {"params": params_spec, "label_kind": label_kind, "shape": shape, "seed": 0}
+
+
+def _harness_stand_ins(harness_source: str, func: cst.CSTNode, names: list[str]) -> dict[str, StandIn]:
+    """The undefined models `func` calls, as build_harness bound them (names the harness module does not define)."""
+    try:
+        defined = set(module_bindings(cst.parse_module(harness_source)))
+    except cst.ParserSyntaxError:
+        return {}
+    return model_stand_ins(func, func, names, lambda n: n not in defined)
+
+
+def _model_only_params(body: cst.CSTNode, stand: dict[str, StandIn], names: list[str]) -> set[str]:
+    """Parameters read only inside the other arguments of a stood-in model's calls (`params` in
+    `model.apply({"params": params}, x)`)."""
+    if not stand:
+        return set()
+    inside: set[int] = set()
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            inside.add(id(node))
+
+    for s in stand.values():
+        for c in s.calls:
+            d = data_arg(c)
+            for a in c.args:
+                if a.value is not d:
+                    a.value.visit(_Collect())
+    reads = _model_uses(body, set(names)).reads
+    return {n for n in names if reads[n] and all(id(r) in inside for r in reads[n])}
+
+
+_ACTIVATION_RE = re.compile(r"(?:log_?)?softmax|(?:log_?)?sigmoid|softplus|logsumexp|\w*with_logits|"
+                            r"\w*softmax_cross_entropy\w*|sigmoid_\w*cross_entropy\w*|cross_entropy")
+_LABEL_KEYWORDS = frozenset({"labels", "label", "targets", "target", "y_true"})
+
+
+def _contains(node: cst.CSTNode, ids: set[int]) -> bool:
+    found = False
+
+    class _V(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            nonlocal found
+            found = found or id(n) in ids
+            return not found
+
+    node.visit(_V())
+    return found
+
+
+def _output_is_logits(body: cst.CSTNode, calls: list[cst.Call]) -> bool:
+    """Does an activation (`sigmoid`, `softmax`, ...), a with-logits loss or `from_logits=True` take the model's
+    output (the call, or a variable computed from it), or is that variable named like logits?"""
+    call_ids = {id(c) for c in calls}
+    outs: set[str] = set()
+    assigns: list[cst.Assign] = []
+
+    class _Assigns(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            assigns.append(node)
+
+    body.visit(_Assigns())
+    changed = True
+    while changed:  # variables computed from the model's output, transitively
+        changed = False
+        for a in assigns:
+            if _contains(a.value, call_ids) or any(n in outs for n in _names(a.value).read):
+                for t in a.targets:
+                    if isinstance(t.target, cst.Name) and t.target.value not in outs:
+                        outs.add(t.target.value)
+                        changed = True
+    if any("logit" in o.lower() for o in outs):
+        return True
+    found = False
+
+    class _Consumers(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            nonlocal found
+            name = _dotted(node.func).rsplit(".", 1)[-1].lower()
+            from_logits = any(a.keyword is not None and a.keyword.value == "from_logits"
+                              and isinstance(a.value, cst.Name) and a.value.value == "True" for a in node.args)
+            if not (from_logits or _ACTIVATION_RE.fullmatch(name)):
+                return
+            for a in node.args:
+                if a.keyword is not None and a.keyword.value in _LABEL_KEYWORDS:
+                    continue
+                if _contains(a.value, call_ids) or isinstance(a.value, cst.Name) and a.value.value in outs:
+                    found = True
+
+    body.visit(_Consumers())
+    return found
+
+
+_MATMUL_CALLS = frozenset({"matmul", "dot", "mm", "bmm", "tensordot", "inner", "vdot", "einsum"})
+
+
+def _string_keys(body: cst.CSTNode, name: str) -> dict[str, bool] | None:
+    """`params["w"]`, `params["b"]`: when every read of `name` is a string subscript, key -> whether it is multiplied
+    as a matrix (`x @ params["w"]`, `jnp.dot(x, params["w"])`); else None."""
+    subs: dict[int, str] = {}
+    roots: set[int] = set()
+
+    class _Subs(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            if isinstance(node.value, cst.Name) and node.value.value == name and len(node.slice) == 1:
+                el = node.slice[0].slice
+                if isinstance(el, cst.Index) and isinstance(el.value, cst.SimpleString):
+                    key = el.value.evaluated_value
+                    if isinstance(key, str):
+                        subs[id(node)] = key
+                        roots.add(id(node.value))
+
+    body.visit(_Subs())
+    reads = _model_uses(body, {name}).reads[name]
+    if not subs or any(id(r) not in roots for r in reads):
+        return None
+    keys = {k: False for k in subs.values()}
+
+    class _Mat(cst.CSTVisitor):
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            if isinstance(node.operator, cst.MatrixMultiply):
+                for side in (node.left, node.right):
+                    if id(side) in subs:
+                        keys[subs[id(side)]] = True
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if _dotted(node.func).rsplit(".", 1)[-1] in _MATMUL_CALLS:
+                for a in node.args:
+                    if id(a.value) in subs:
+                        keys[subs[id(a.value)]] = True
+
+    body.visit(_Mat())
+    return keys
 
 
 def _infer_shape(func: cst.CSTNode, names: list[str], code: str) -> list[int]:

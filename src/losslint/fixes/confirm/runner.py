@@ -8,7 +8,9 @@ Anything the user's code prints goes to stderr. A job holds two module texts (th
 module), how to call the loss, the synthetic-input spec and the dtype; the result holds raw figures per input case.
 The parent decides the verdict. The input cases (`cases`) and the comparison (`compare`) are the same numpy code for
 every framework; turning them into tensors (`tensors`), loading the loss (`load`) and taking values and gradients
-(`evaluate`: GradientTape, `torch.autograd.grad`, `jax.value_and_grad`) are per framework.
+(`evaluate`: GradientTape, `torch.autograd.grad`, `jax.value_and_grad`) are per framework. A job's call may list
+"stand_ins": models the loss calls but its module never defines, each bound to a stand-in returning its data argument
+(the result repeats them, for the evidence); a parameter spec with "keys" is a dict of arrays (`params["w"]`).
 
 Protocol: first line out is {"ready": true, "framework": F, <F's distributions>: version...} (for TensorFlow:
 "tensorflow" and "keras"; PyTorch: "torch"; JAX: "jax" and "jaxlib") or {"ready": false, "error": ...}.
@@ -125,6 +127,9 @@ def main() -> None:
                       "trace": traceback.format_exc()[-2000:]}
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        stand_ins = (job.get("call") or {}).get("stand_ins")
+        if stand_ins and isinstance(result, dict):  # what was bound for an undefined model, for the evidence
+            result["stand_ins"] = [s.get("as", s["name"]) for s in stand_ins]
         _emit(_clean(result))
 
 
@@ -168,9 +173,37 @@ def _instance(cls):  # noqa: ANN001, ANN202
         return cls.__new__(cls)
 
 
+class _ModelStandIn:
+    """A model the loss calls but its module never defines (`model.apply(params, x)`, `net(x)`): calling it, or any
+    method of it, returns its data argument (the first `x=`/`inputs=`... keyword, else the last positional argument),
+    so the model's output is that synthetic input. The keywords mirror extract.DATA_KEYWORDS."""
+
+    DATA_KEYWORDS = ("x", "inputs", "input", "data", "features", "batch", "images", "obs")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+        for k, v in kwargs.items():
+            if k in self.DATA_KEYWORDS:
+                return v
+        if not args:
+            raise TypeError(f"the stand-in for `{self._name}` got no data argument")
+        return args[-1]
+
+    def __getattr__(self, attr: str):  # noqa: ANN204
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self
+
+
 def _loss_from(ns: dict, call: dict, instance):  # noqa: ANN001, ANN202
     """The callable the job names in the executed harness namespace: a function, a method of an instance of a class
-    (`instance(cls)` makes it), or what a zero-argument factory returns."""
+    (`instance(cls)` makes it), or what a zero-argument factory returns. The undefined models the loss calls
+    (call["stand_ins"]) are bound to stand-ins first."""
+    for s in call.get("stand_ins", ()):
+        if s["name"] not in ns:  # never over a real definition
+            ns[s["name"]] = _ModelStandIn(s["name"])
     kind = call.get("kind", "function")
     if kind == "function":
         return ns[call["name"]]
@@ -191,6 +224,11 @@ def _identity(t):  # noqa: ANN001, ANN202
 # arguments that are not tensors: a training step's `model` (the identity: its input is the model's output) and a
 # parameter the loss never reads (None)
 _STAND_INS = {"model": _identity, "unused": None}
+
+
+def _resized(np, arr, shape):  # noqa: ANN001, ANN202
+    """One entry of a dict argument (`params["w"]`): the case's values for its kind, cycled into `shape`."""
+    return np.resize(np.asarray(arr, dtype=np.float32), tuple(int(s) for s in shape))
 
 
 def _flatten(out) -> list:  # noqa: ANN001
@@ -316,6 +354,12 @@ class _Context:
                 t = tf.constant(values["classes"].astype(np.int32))
             else:
                 arr = values[kind if kind in values else "real"]
+                if p.get("keys"):  # `params["w"]`: a dict of arrays
+                    t = {k: tf.cast(tf.constant(_resized(np, arr, shape)), dtype) for k, shape in p["keys"].items()}
+                    args.append(t)
+                    if p.get("grad"):
+                        watched.extend(t[k] for k in sorted(t))
+                    continue
                 t = tf.cast(tf.constant(np.asarray(arr, dtype=np.float32)), dtype)
             args.append(t)
             if p.get("grad"):
@@ -457,7 +501,8 @@ class _TorchContext(_Context):
                 t = torch.tensor(values["classes"].astype(np.int64), dtype=torch.long)
             else:
                 arr = values[kind if kind in values else "real"]
-                t = torch.tensor(np.asarray(arr, dtype=np.float32)).to(dtype)
+                t = {k: torch.tensor(_resized(np, arr, shape)).to(dtype) for k, shape in p["keys"].items()} \
+                    if p.get("keys") else torch.tensor(np.asarray(arr, dtype=np.float32)).to(dtype)
             args.append(t)
             if p.get("grad"):
                 watched.append(len(args) - 1)
@@ -466,8 +511,9 @@ class _TorchContext(_Context):
     def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
         torch, np = self.torch, self.np
         # fresh leaves per call: an in-place op or a `.backward()` inside the loss cannot leak into the other version
-        fresh = [a.detach().clone() if torch.is_tensor(a) else a for a in args]
-        leaves = [fresh[i].requires_grad_() for i in watched]
+        fresh = [a.detach().clone() if torch.is_tensor(a) else
+                 {k: v.detach().clone() for k, v in a.items()} if isinstance(a, dict) else a for a in args]
+        leaves = [leaf.requires_grad_() for i in watched for leaf in _flatten(fresh[i])]
         backwarded: list = []
         backward = torch.Tensor.backward
 
@@ -543,7 +589,8 @@ class _JaxContext(_Context):
                 t = jnp.asarray(values["classes"].astype(np.int32))
             else:
                 arr = values[kind if kind in values else "real"]
-                t = jnp.asarray(np.asarray(arr, dtype=np.float32)).astype(dtype)
+                t = {k: jnp.asarray(_resized(np, arr, shape)).astype(dtype) for k, shape in p["keys"].items()} \
+                    if p.get("keys") else jnp.asarray(np.asarray(arr, dtype=np.float32)).astype(dtype)
             args.append(t)
             if p.get("grad"):
                 watched.append(len(args) - 1)
@@ -555,7 +602,7 @@ class _JaxContext(_Context):
 
     def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
         jax, jnp, np = self.jax, self.jnp, self.np
-        out, grads, traced = None, [None] * len(watched), False
+        out, grads, traced = None, [None] * sum(len(_flatten(args[i])) for i in watched), False
         if watched:
             connected = [True]
 
@@ -572,7 +619,7 @@ class _JaxContext(_Context):
                 (_, out), g = jax.value_and_grad(total, argnums=tuple(watched), has_aux=True)(*args)
                 traced = True
                 if connected[0]:
-                    grads = list(g)
+                    grads = [leaf for gi in g for leaf in _flatten(gi)]  # a dict argument: its leaves, by key
             except self.trace_errors:
                 pass  # not traceable: not differentiable in JAX; values from a plain call below
         if not traced:

@@ -54,6 +54,8 @@ def decide(result: dict, base: dict) -> Verdict:
     dtype = ev.get("dtype", "float32")
     rtol, atol = TOLERANCES.get(dtype, TOLERANCES["float32"])
     ev["rtol"], ev["atol"] = rtol, atol
+    if result.get("stand_ins"):  # undefined models the harness replaced by the identity on their data argument
+        ev["stand_ins"] = list(result["stand_ins"])
     if "error" in result:
         ev["reason"] = f"the harness could not run: {result['error']}"
         return Verdict(None, ev)

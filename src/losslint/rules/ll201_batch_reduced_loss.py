@@ -10,8 +10,9 @@ import libcst as cst
 from losslint.analysis.calls import kwarg, positional
 from losslint.analysis.facts import assigned_value
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
-from losslint.analysis.reductions import (BatchReduction, batch_reductions, fit_batch_size, keras_called_losses,
-                                          weights_samples)
+from losslint.analysis.model_flow import call_text
+from losslint.analysis.reductions import (BatchReduction, SampleWeights, batch_reductions, fit_batch_size,
+                                          keras_called_losses)
 from losslint.analysis.spelling import family, non_batch_axes
 from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
 
@@ -79,10 +80,15 @@ class BatchReducedLoss(Rule):
         "Finds a loss that Keras itself calls - a function passed to `compile(loss=...)`, the `call` of a "
         "`keras.losses.Loss` subclass, a function wrapped by `LossFunctionWrapper` - whose returned value is a "
         "reduction over the batch axis: `reduce_sum` / `K.sum` / `ops.sum` with no axis (or an axis that includes 0) "
-        "always; `reduce_mean` / `K.mean` / `ops.mean` over all axes when the module weights samples "
-        "(`sample_weight=`, `class_weight=`). It follows the returned value through assignments, scalar "
-        "arithmetic and same-module helpers. Losses of custom training loops, `GradientTape` blocks and PyTorch "
-        "code are never reported: there a scalar is what is wanted."
+        "always; `reduce_mean` / `K.mean` / `ops.mean` over all axes only when sample weights reach that loss: a "
+        "`fit` / `evaluate` / `train_on_batch` passing `sample_weight=` or `class_weight=` to a model compiled with "
+        "it (each model is followed from its `compile` to its later calls, so the weighted fit of another model in "
+        "the same notebook does not count; a weighted call on a model whose compile is not in view, e.g. one built "
+        "in a helper, does), or, for a Loss subclass or a wrapped function, any call passing weights. It follows "
+        "the returned value through assignments, scalar arithmetic and same-module helpers. Losses of custom "
+        "training loops, `GradientTape` blocks and PyTorch code are never reported: there a scalar is what is "
+        "wanted; that includes a Keras Loss subclass the module only calls by hand from a custom `train_step`, "
+        "`tf.function` or `GradientTape` code and never passes to `compile`."
     )
     why_bad = (
         "Keras expects one loss value per sample: it applies `sample_weight`/`class_weight` to that "
@@ -136,7 +142,7 @@ class BatchReducedLoss(Rule):
         losses = keras_called_losses(index, self.context.scopes)
         if not losses:
             return out
-        weighted = None
+        weights: SampleWeights | None = None
         batch = fit_batch_size(index)
         for func, how in losses.values():
             for red in batch_reductions(index, func):
@@ -153,15 +159,23 @@ class BatchReducedLoss(Rule):
                         f"smaller batch counts less; reduce over the non-batch axes only (e.g. axis=-1) and let "
                         f"Keras average over the batch")
                 else:
-                    if weighted is None:
-                        weighted = weights_samples(index)
-                    if not weighted:
+                    if weights is None:
+                        weights = SampleWeights(index, self.context.scopes)
+                    w = weights.weighting(func)
+                    if w is None:
                         continue
+                    shown_call = f"`{call_text(w.call, 60)}`"
+                    if w.how == "model":
+                        why = f"and {shown_call} weights the samples of a model compiled with it"
+                    elif w.how == "model-unknown":
+                        why = f"and {shown_call} weights samples (the model's compile is not in view)"
+                    else:
+                        why = f"and {shown_call} hands it sample weights"
                     out[id(red.call)] = (
-                        f"`{spelled}` averages the loss of {where} over the whole batch, and this module weights "
-                        f"samples: Keras applies sample_weight/class_weight to the per-sample values a loss returns, "
-                        f"so on one scalar it can only scale the batch mean by mean(sample_weight) and the weights "
-                        f"no longer pick out samples; reduce over the non-batch axes only (e.g. axis=-1)")
+                        f"`{spelled}` averages the loss of {where} over the whole batch, {why}: Keras applies "
+                        f"sample_weight/class_weight to the per-sample values a loss returns, so on one scalar it can "
+                        f"only scale the batch mean by mean(sample_weight) and the weights no longer pick out "
+                        f"samples; reduce over the non-batch axes only (e.g. axis=-1)")
         return out
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -419,6 +433,22 @@ class BatchReducedLoss(Rule):
             def loss_fn(params, x, y):
                 return jnp.sum((apply(params, x) - y) ** 2)
         """, "JAX: the loss of jax.grad is a scalar"),
+        Valid("""
+            import numpy as np
+            import tensorflow as tf
+
+            def my_mse(y_true, y_pred):
+                return tf.reduce_mean(tf.square(y_pred - y_true))
+
+            model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+            model.compile(loss=tf.keras.losses.Huber(2.0), optimizer="nadam")
+            model.fit(X_train, y_train, epochs=2, sample_weight=np.random.rand(len(y_train)))
+
+            model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+            model.compile(loss=my_mse, optimizer="nadam")
+            model.fit(X_train, y_train, epochs=2)
+        """, "the weighted fit belongs to another model (compiled with Huber); the model compiled with the batch mean "
+             "is fit without weights (handson-ml3 chapter 12)"),
     ]
     INVALID = [
         Invalid("""
@@ -528,6 +558,21 @@ class BatchReducedLoss(Rule):
             model.compile(optimizer="adam", loss=per_batch_loss)
             model.fit(x, y, class_weight={0: 1.0, 1: 10.0})
         """, "LL201", 4, "class_weight cannot up-weight the rare class of a batch mean"),
+        Invalid("""
+            import tensorflow as tf
+
+            def batch_mae(y_true, y_pred):
+                return tf.reduce_mean(tf.abs(y_true - y_pred))
+
+            def build_model():
+                model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+                model.compile(optimizer="adam", loss=batch_mae)
+                return model
+
+            model = build_model()
+            model.fit(x, y, sample_weight=w)
+        """, "LL201", 4, "the model is compiled in a builder function: a weighted fit whose compile is not in view "
+                         "still counts"),
         Invalid("""
             import tensorflow as tf
 

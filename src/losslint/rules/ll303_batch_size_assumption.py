@@ -19,6 +19,48 @@ _PY_VALUED_OPS = frozenset({"epsilon", "finfo"})
 _SIZE_FUNCS = frozenset({"reshape", "tile", "broadcast_to", "zeros", "ones", "fill", "range", "arange", "one_hot",
                          "eye", "sequence_mask", "cast", "repeat", "slice", "ones_like", "zeros_like", "full"})
 _PRED_WORDS = ("pred", "logit", "output", "prob")
+# Ops (canonical names) whose result keeps the leading (batch) axis of their tensor arguments.
+_BATCH_KEEPING = frozenset({
+    "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "rsqrt", "square", "abs", "pow", "negative", "add",
+    "subtract", "multiply", "divide", "floordiv", "reciprocal", "divide_no_nan", "nan_to_num", "maximum", "minimum",
+    "clip", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "relu", "softplus", "cast", "ones_like",
+    "zeros_like", "cumsum",
+})
+_REDUCING = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "logsumexp", "norm", "count_nonzero"})
+# Shape changes whose leading dimension depends on the batch without being it.
+_FLATTENING = frozenset({"reshape", "flatten", "ravel", "boolean_mask", "gather_nd", "masked_select", "view"})
+
+
+def _broadcast(leads: list[str | None]) -> str | None:
+    """The leading dimension of a broadcast: the tensors' common one, numbers aside."""
+    tensors = [lead for lead in leads if lead != "scalar"]
+    if not tensors:
+        return "scalar"
+    if any(lead is None for lead in tensors) or len(set(tensors)) != 1:
+        return None
+    return tensors[0]
+
+
+def _axis_ints(axis: cst.BaseExpression) -> list[int] | None:
+    def one(e: cst.BaseExpression) -> int | None:
+        if isinstance(e, cst.Integer):
+            return int(e.value)
+        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus) \
+                and isinstance(e.expression, cst.Integer):
+            return -int(e.expression.value)
+        return None
+
+    if isinstance(axis, (cst.List, cst.Tuple)):
+        vals = [one(el.value) for el in axis.elements]
+        return None if any(v is None for v in vals) else [v for v in vals if v is not None]
+    v = one(axis)
+    return None if v is None else [v]
+
+
+def _elements(expr: cst.BaseExpression | None) -> list[cst.BaseExpression]:
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return [el.value for el in expr.elements]
+    return []
 
 
 class BatchSizeAssumption(Rule):
@@ -32,7 +74,12 @@ class BatchSizeAssumption(Rule):
         "constant (`BATCH_SIZE = 32`) used in the loss's arithmetic or shapes; and a Python `if` / `while` / "
         "conditional expression / `and` / `or` / `not` whose condition is a tensor computed by a framework op. "
         "PyTorch, JAX and custom training loops are not reported: eager shapes are numbers, and `@tf.function` traces "
-        "with the concrete batch size and autograph-converts Python `if` on tensors."
+        "with the concrete batch size and autograph-converts Python `if` on tensors; nor is a Keras Loss subclass "
+        "the module only calls by hand from a custom `train_step` / `tf.function` / `GradientTape` code (never "
+        "passing it to `compile`), which receives whatever tensors that step gives it. `shape[0]` is called the "
+        "batch size only for an input of the loss (or elementwise ops of one); for a reshaped, flattened or "
+        "concatenated tensor it is reported as a leading dimension that depends on the batch, and a tensor whose "
+        "leading axis provably is not the batch (a reduction over axis 0, `x[0]`) is not reported."
     )
     why_bad = (
         "Keras traces the loss with an unknown batch dimension as soon as batches differ in size (a dataset whose "
@@ -124,21 +171,117 @@ class BatchSizeAssumption(Rule):
         func = self._in_traced()
         if func is None or not self._is_input(tensor, func) or self._none_checked(func, node):
             return
-        self.report(node, f"`{self.source_of(node)}` is the batch size as a Python number, but Keras traces "
-                          f"`{func.qualname}` with an unknown batch dimension whenever batches differ in size (a "
-                          f"partial last batch): it is None there and the loss fails (\"None values not supported\"); "
-                          f"use `tf.shape({self.source_of(tensor, 20)})[0]`", self._size_fix(func, node, tensor))
+        lead = self._lead(tensor, func, 0, self.stmt)
+        if lead == "none":
+            return  # a reduction over the batch, an index into it: the leading dimension is not the batch
+        shown, t = self.source_of(node), self.source_of(tensor, 20)
+        if lead == "batch":
+            msg = (f"`{shown}` is the batch size as a Python number, but Keras traces `{func.qualname}` with an "
+                   f"unknown batch dimension whenever batches differ in size (a partial last batch): it is None "
+                   f"there and the loss fails (\"None values not supported\"); use `tf.shape({t})[0]`")
+        else:
+            msg = (f"`{shown}` reads the leading dimension of `{t}` as a Python number; `{t}` is computed from the "
+                   f"inputs of `{func.qualname}`, which Keras traces with an unknown batch dimension whenever "
+                   f"batches differ in size (a partial last batch), so wherever that dimension depends on the batch "
+                   f"it is None and the loss fails (\"None values not supported\"); use `tf.shape({t})[0]`")
+        self.report(node, msg, self._size_fix(func, node, tensor))
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name) and node.func.value == "len" and len(node.args) == 1:
             func = self._in_traced()
-            if func is not None and self._is_input(node.args[0].value, func) \
-                    and not self._structured(func, self.source_of(node.args[0].value)):
-                self.report(node, f"`{self.source_of(node)}` asks a symbolic tensor for its length inside "
-                                  f"`{func.qualname}`, which Keras traces with an unknown batch dimension whenever batches "
-                                  f"differ in size: it raises; "
-                                  f"use `tf.shape({self.source_of(node.args[0].value, 20)})[0]`",
-                            self._size_fix(func, node, node.args[0].value))
+            tensor = node.args[0].value
+            if func is not None and self._is_input(tensor, func) \
+                    and not self._structured(func, self.source_of(tensor)):
+                lead = self._lead(tensor, func, 0, self.stmt)
+                if lead == "none":
+                    return
+                what = "its length" if lead == "batch" else "its length (its leading dimension)"
+                self.report(node, f"`{self.source_of(node)}` asks a symbolic tensor for {what} inside "
+                                  f"`{func.qualname}`, which Keras traces with an unknown batch dimension whenever "
+                                  f"batches differ in size: it raises; use `tf.shape({self.source_of(tensor, 20)})[0]`",
+                            self._size_fix(func, node, tensor))
+
+    def _lead(self, expr: cst.BaseExpression, func: FuncInfo, depth: int, at: StmtInfo | None = None) -> str | None:
+        """What the leading dimension of `expr` is: "batch" (an input of a loss Keras calls, or elementwise ops of
+        one), "derived" (a reshape / flatten / concat / mask of one: it depends on the batch but is not it), "none"
+        (a reduction over the batch axis, an index into it: not the batch) or None (unknown: a helper's parameter,
+        another op). Numbers are "scalar". `at`: the statement `expr` is read in (names resolve to the assignment
+        reaching it), None for every definition at once."""
+        if depth > 10:
+            return None
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return "scalar"
+        if isinstance(expr, cst.UnaryOperation):
+            return self._lead(expr.expression, func, depth + 1, at)
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, cst.MatrixMultiply):
+                return self._lead(expr.left, func, depth + 1, at)
+            return _broadcast([self._lead(expr.left, func, depth + 1, at), self._lead(expr.right, func, depth + 1, at)])
+        if isinstance(expr, cst.Name):
+            local = func.defs.get(expr.value, [])
+            if at is not None:  # the definitions that reach `at` in straight-line code
+                before = [d for d in local if d.kind == "param" or (d.stmt is not None and d.stmt.index < at.index)]
+                last = before[-1] if before else None
+                if last is not None and last.stmt is not None and last.stmt.path == at.path[:len(last.stmt.path)]:
+                    local = [last]
+                elif all(d.kind == "param" for d in before):
+                    local = before
+            if len(local) == 1 and local[0].kind == "param":
+                p = next((q for q in func.params if q.name == expr.value), None)
+                if self._keras_called is None:
+                    self._keras_called = set(keras_called_losses(self.context.index, self.context.scopes))
+                if p is not None and p.default is None and p.position in (0, 1) \
+                        and id(func.node) in self._keras_called:
+                    return "batch"  # Keras calls fn(y_true, y_pred) with batch-first tensors
+                return None
+            if len(local) == 1 and local[0].kind == "assign" and local[0].value is not None:
+                return self._lead(local[0].value, func, depth + 1, local[0].stmt)
+            return None
+        if isinstance(expr, cst.Subscript):
+            first = expr.slice[0].slice if expr.slice else None
+            if isinstance(first, cst.Index) and isinstance(first.value, (cst.Integer, cst.UnaryOperation)):
+                return "none" if self._lead(expr.value, func, depth + 1, at) in ("batch", "derived") else None
+            if isinstance(first, cst.Slice) and first.lower is None and first.upper is None and first.step is None:
+                return self._lead(expr.value, func, depth + 1, at)
+            return None
+        if isinstance(expr, cst.Call):
+            q = self.context.index.qualify(expr.func) or ""
+            if q.split(".", 1)[0] in ("tensorflow", "keras", "tf_keras", "numpy", "jax") \
+                    and q.rsplit(".", 1)[-1] in ("concat", "concatenate"):
+                parts = _elements(expr.args[0].value) if expr.args else []
+                return "derived" if any(self._lead(e, func, depth + 1, at) in ("batch", "derived") for e in parts) \
+                    else None
+            op = self.op_of(expr)
+            if op is None:
+                return None
+            args = [a.value for a in expr.args if a.keyword is None and not a.star]
+            inner = expr.func.value if op.is_method and isinstance(expr.func, cst.Attribute) else (
+                args[0] if args else None)
+            last = op.qualified.rsplit(".", 1)[-1]
+            if op.name in _BATCH_KEEPING:
+                tensors = [inner] + (args if op.is_method else args[1:]) if inner is not None else args
+                if op.name == "cast":
+                    tensors = tensors[:1]
+                return _broadcast([self._lead(t, func, depth + 1, at) for t in tensors])
+            if op.name in _REDUCING:
+                axis = next((a.value for a in expr.args if a.keyword is not None
+                             and a.keyword.value in ("axis", "dim", "reduction_indices")), None)
+                if axis is None:
+                    rest = args if op.is_method else args[1:]
+                    axis = rest[0] if rest else None
+                vals = _axis_ints(axis) if axis is not None else None
+                if axis is None or (vals is not None and 0 in vals) or (isinstance(axis, cst.Name)
+                                                                         and axis.value == "None"):
+                    return "none"
+                return self._lead(inner, func, depth + 1, at) if vals is not None and inner is not None else None
+            if op.name == "identity" and inner is not None:
+                lead = self._lead(inner, func, depth + 1, at)
+                if last in ("identity", "stop_gradient", "squeeze", "detach", "float", "double", "half", "to",
+                            "contiguous", "astype", "clone", "type_as"):
+                    return lead
+                if last in _FLATTENING:
+                    return "derived" if lead in ("batch", "derived") else None
+        return None
 
     def _is_input(self, tensor: cst.BaseExpression, func: FuncInfo) -> bool:
         name = dotted_name(tensor)
@@ -525,6 +668,38 @@ class BatchSizeAssumption(Rule):
 
             model.compile(optimizer="adam", loss=custom_loss)
         """, "the rank is static"),
+        Valid("""
+            import tensorflow as tf
+
+            class BoxIouLoss(tf.keras.losses.Loss):
+                def call(self, y_true, box_outputs):
+                    anchors = tf.tile(ANCHOR_BOXES, [box_outputs.shape[0] // ANCHOR_BOXES.shape[0], 1])
+                    return tf.reduce_sum(tf.abs(y_true - box_outputs) * anchors) / 4.0
+
+            class DetectorTrain(tf.keras.Model):
+                def _detection_loss(self, box_outputs, box_targets):
+                    flat = tf.concat([tf.reshape(v, [-1, 4]) for v in box_outputs], axis=0)
+                    return self.loss[BoxIouLoss.__name__](box_targets, flat)
+
+                def train_step(self, data):
+                    images, labels = data
+                    with tf.GradientTape() as tape:
+                        loss = self._detection_loss(self(images, training=True), labels)
+                    grads = tape.gradient(loss, self.trainable_variables)
+                    self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+                    return {"loss": loss}
+        """, "a Keras Loss subclass the module only calls by hand in a custom train_step, with a flattened (batch x "
+             "anchors, 4) tensor: a custom-loop loss, not one Keras calls (efficientdet's BoxIouLoss)"),
+        Valid("""
+            import tensorflow as tf
+
+            def class_balance(y_true, y_pred):
+                per_class = tf.reduce_sum(y_true, axis=0)
+                k = per_class.shape[0]
+                return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1) * k
+
+            model.compile(optimizer="adam", loss=class_balance)
+        """, "the leading dimension of a sum over the batch axis is the class count, not the batch"),
     ]
     INVALID = [
         Invalid("""
@@ -670,4 +845,17 @@ class BatchSizeAssumption(Rule):
 
             model.compile(optimizer="adam", loss=tiled_loss)
         """, "LL303", 4, "no fix: the batch size is both a shape and a divisor (one spelling cannot serve both)"),
+        Invalid("""
+            import tensorflow as tf
+
+            class PatchLoss(tf.keras.losses.Loss):
+                def call(self, y_true, y_pred):
+                    patches = tf.reshape(y_pred - y_true, [-1, 16])
+                    n = patches.shape[0]
+                    idx = tf.reshape(tf.range(n), [n, 1])
+                    return tf.reduce_sum(tf.square(patches) * tf.cast(idx, patches.dtype)) / n
+
+            model.compile(optimizer="adam", loss=PatchLoss())
+        """, "LL303", 6, "the leading dimension of a reshaped input (batch x patches): None while Keras traces; "
+                         "the message does not call it the batch size (no fix: a shape and a divisor)"),
     ]

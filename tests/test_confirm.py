@@ -371,13 +371,11 @@ def test_confirm_file_on_a_module_with_a_helper_and_a_constant(tf_cache) -> None
 # Examples whose fix is not confirmed as the example stands: (rule, a line of the example) -> what the evidence
 # says. Each is a harness limit, not a wrong fix: the confirmer cannot run the code in isolation.
 UNCONFIRMABLE_EXAMPLES = {
-    # module-level PyTorch code: the fix edits the activation's statement, the loss is computed in another one
-    ("LL602", "probs = F.softmax(model(x), dim=1)"): "the loss cannot be isolated",
     # fixes in eager GradientTape training steps: the step reads the model's trainable variables
     ("LL603", "p = tf.sigmoid(model(x))"): "trainable_variables",
     ("LL603", "loss = bce(y, tf.nn.sigmoid(model(x)))"): "trainable_variables",
-    # TF1 graph code where the fix edits the activation's statement, not the loss's
-    ("LL604", "y = tf.nn.softmax(tf.matmul(x, W) + b)"): "another module-level statement",
+    # TF1 graph code whose weights `W`, `b` are defined elsewhere: no synthetic input fits a bias
+    ("LL604", "y = tf.nn.softmax(tf.matmul(x, W) + b)"): "no synthetic input fits parameter `b`",
 }
 
 

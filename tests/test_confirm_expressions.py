@@ -97,3 +97,45 @@ def test_tf1_names_run_and_a_wrong_rewrite_is_rejected(cache: str) -> None:
     assert ok.fix.confirmed is True, ok.fix.evidence
     (bad,) = confirm_file("tf1.py", TF1, (wrong,), cache_dir=cache)
     assert bad.fix.confirmed is False and "values differ" in bad.fix.evidence["reason"], bad.fix.evidence
+
+
+SCRIPT = textwrap.dedent("""\
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    criterion = nn.CrossEntropyLoss()
+    x, y = next(iter(loader))
+    probs = F.softmax(model(x), dim=1)
+    loss = criterion(probs, y)
+    loss.backward()
+""")
+
+
+def test_a_fix_in_an_earlier_assignment_runs_the_statements_up_to_the_loss() -> None:
+    module = cst.parse_module(SCRIPT)
+    fixed = SCRIPT.replace("F.softmax(model(x), dim=1)", "model(x)")
+    syn = synthesize(module, _stmt(module, "loss ="), fixed)
+    func = syn.chain[-1]
+    assert [p.name.value for p in func.params.params] == ["x", "y"]  # `model` is only called: a stand-in's job
+    assert f"def {FUNCTION}(x, y):\n    probs = model(x)\n    return criterion(probs, y)" in syn.fixed_source
+    # a change after the loss statement is refused
+    with pytest.raises(Isolation, match="after the statement that computes the loss"):
+        synthesize(module, _stmt(module, "probs ="), fixed.replace("loss.backward()", "loss.mean().backward()"))
+
+
+@pytest.mark.torch
+def test_a_module_level_pytorch_script_fix_is_confirmed_under_pytorch(cache: str) -> None:
+    start = SCRIPT.index("F.softmax(model(x), dim=1)")
+    line = SCRIPT.count("\n", 0, start)
+    col = start - (SCRIPT.rfind("\n", 0, start) + 1)
+    edit_range = Range(Position(line, col), Position(line, col + len("F.softmax(model(x), dim=1)")))
+    loss_at = SCRIPT.index("criterion(probs, y)")
+    lline = SCRIPT.count("\n", 0, loss_at)
+    lcol = loss_at - (SCRIPT.rfind("\n", 0, loss_at) + 1)
+    d = Diagnostic("LL602", "test", "test", Range(Position(lline, lcol), Position(lline, lcol + 19)), Severity.WARNING,
+                   fix=Fix("pass the logits", "unsafe", (Edit(edit_range, "model(x)"),), expect="changed"))
+    (out,) = confirm_file("script.py", SCRIPT, (d,), cache_dir=cache)
+    ev = out.fix.evidence
+    assert out.fix.confirmed is True, ev
+    assert ev["framework"] == "torch" and ev["stand_ins"] == ["model -> identity on x"]
+    assert ev["inputs"]["x"].startswith("logits") and ev["max_value_diff"] > 0.1

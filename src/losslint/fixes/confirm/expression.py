@@ -10,6 +10,7 @@ usual harness and verdict then apply. A parameter's role comes from the value it
 from __future__ import annotations
 
 import builtins
+import textwrap
 from dataclasses import dataclass
 
 import libcst as cst
@@ -85,18 +86,23 @@ def _makes_tensor(value: cst.BaseExpression) -> bool:
     return found
 
 
-def _params(module: cst.Module, stmt: cst.CSTNode, exprs: list[cst.BaseExpression]) -> tuple[list[str], dict]:
+def _params(module: cst.Module, body: list[cst.CSTNode], codes: list[cst.CSTNode]) -> tuple[list[str], dict]:
+    """The synthetic function's parameters: the names `codes` read that the statements `body` do not assign first
+    and that are tensors (placeholders, variables, model outputs, values computed from them), with their roles."""
     table = module_bindings(module)
+    own = {id(n) for st in body for n in (st, *getattr(st, "body", ()))}
 
     def import_or_constant(name: str) -> bool:
         bs = table.get(name)
         return bool(bs) and bs[-1].kind in ("import", "assign")
 
     names: list[str] = []
-    for e in exprs:
-        for n in free_names(e):
-            if n not in names:
+    local: set[str] = set()
+    for c in codes:
+        for n in free_names(c):
+            if n not in names and n not in local:
                 names.append(n)
+        local |= _assigned(c)
     memo: dict[str, bool] = {}
 
     def is_tensor(name: str) -> bool:
@@ -104,7 +110,7 @@ def _params(module: cst.Module, stmt: cst.CSTNode, exprs: list[cst.BaseExpressio
         if name in memo:
             return memo[name]
         memo[name] = False  # cycles: not a tensor
-        bs = [b for b in table.get(name, []) if b.node is not stmt]
+        bs = [b for b in table.get(name, []) if id(b.node) not in own]
         if not bs or bs[-1].kind in ("import", "def", "class"):
             return False
         value = getattr(bs[-1].node, "value", None)
@@ -119,11 +125,14 @@ def _params(module: cst.Module, stmt: cst.CSTNode, exprs: list[cst.BaseExpressio
 
     params, roles = [], {}
     for n in names:
-        bs = [b for b in table.get(n, []) if b.node is not stmt]
+        bs = [b for b in table.get(n, []) if id(b.node) not in own]
         if not bs:
-            if hasattr(builtins, n):
-                continue
-            raise Isolation(f"`{n}` is not defined at module level")
+            if hasattr(builtins, n) or any(_only_called(c, n) for c in codes):
+                continue  # a builtin, or an undefined model the harness stands in for (or refuses)
+            if "*" in table:
+                raise Isolation(f"`{n}` may come from `{table['*'][0].code.strip()}`")
+            params.append(n)  # data from elsewhere (another cell, a loader): fed, its role from its name
+            continue
         if not is_tensor(n):
             continue  # an import, a function or a constant: the harness copies it
         value = getattr(bs[-1].node, "value", None)
@@ -137,14 +146,49 @@ def _params(module: cst.Module, stmt: cst.CSTNode, exprs: list[cst.BaseExpressio
     return params, roles
 
 
-def _with_function(module: cst.Module, params: list[str], expr: cst.BaseExpression) -> cst.Module:
-    code = f"def {FUNCTION}({', '.join(params)}):\n    return {module.code_for_node(expr)}\n"
+def _assigned(node: cst.CSTNode) -> set[str]:
+    out: set[str] = set()
+    if isinstance(node, cst.SimpleStatementLine):
+        for small in node.body:
+            if isinstance(small, cst.Assign):
+                for t in small.targets:
+                    if isinstance(t.target, cst.Name):
+                        out.add(t.target.value)
+            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
+                out.add(small.target.value)
+    return out
+
+
+def _only_called(node: cst.CSTNode, name: str) -> bool:
+    """`name` appears in `node` only as a callee (`model(x)`, `model.apply(p, x)`)."""
+    uses, calls = 0, 0
+
+    class _V(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            nonlocal uses
+            uses += n.value == name
+
+        def visit_Call(self, c: cst.Call) -> None:
+            nonlocal calls
+            f = c.func.value if isinstance(c.func, cst.Attribute) else c.func
+            calls += isinstance(f, cst.Name) and f.value == name
+
+    node.visit(_V())
+    return uses > 0 and uses == calls
+
+
+def _with_function(module: cst.Module, params: list[str], lead: list[cst.CSTNode],
+                   expr: cst.BaseExpression) -> cst.Module:
+    body = "".join(textwrap.indent(module.code_for_node(st).strip("\n") + "\n", "    ") for st in lead)
+    code = f"def {FUNCTION}({', '.join(params)}):\n{body}    return {module.code_for_node(expr)}\n"
     func = cst.parse_module(code).body[0]
     return module.with_changes(body=list(module.body) + [func])
 
 
 def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synthetic:
-    """The synthetic function for the module-level statement `stmt` holding a fix, in both versions."""
+    """The synthetic function for the module-level statement `stmt` that computes the loss, in both versions. When
+    the fix edits earlier module-level assignments (`probs = softmax(model(x))` before `loss = criterion(probs, y)`),
+    those statements, from the first edited one on, become the function's body."""
     try:
         index = list(module.body).index(stmt)  # type: ignore[arg-type]
     except ValueError:
@@ -154,17 +198,22 @@ def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synt
         fixed_module = cst.parse_module(fixed_source)
     except cst.ParserSyntaxError as exc:
         raise Isolation(f"the fixed code does not parse: {str(exc).splitlines()[0]}") from None
-    if index >= len(fixed_module.body):
-        raise Isolation("the fixed module has fewer statements")
-    fixed_expr = _expression(fixed_module.body[index])
     if len(fixed_module.body) != len(module.body):
         raise Isolation("the fix adds or removes module-level statements")
-    for i, (a, b) in enumerate(zip(module.body, fixed_module.body)):
-        if i != index and not a.deep_equals(b):
-            raise Isolation(f"the fix also changes `{module.code_for_node(a).strip()[:40]}`, another module-level "
-                            f"statement the synthetic function does not run")
-    params, roles = _params(module, stmt, [expr, fixed_expr])
-    original = _with_function(module, params, expr)
-    fixed = _with_function(fixed_module, params, fixed_expr)
+    fixed_expr = _expression(fixed_module.body[index])
+    changed = [i for i, (a, b) in enumerate(zip(module.body, fixed_module.body)) if not a.deep_equals(b)]
+    later = [i for i in changed if i > index]
+    if later:
+        raise Isolation(f"the fix also changes `{module.code_for_node(module.body[later[0]]).strip()[:40]}`, after "
+                        f"the statement that computes the loss")
+    first = min(changed + [index])
+    lead, fixed_lead = list(module.body[first:index]), list(fixed_module.body[first:index])
+    for st in lead + fixed_lead:
+        if not (isinstance(st, cst.SimpleStatementLine) and _assigned(st)):
+            raise Isolation(f"the fix also changes `{module.code_for_node(module.body[first]).strip()[:40]}`, and "
+                            f"the statements up to the loss are not all plain assignments")
+    params, roles = _params(module, lead + [stmt], [*lead, expr, *fixed_lead, fixed_expr])
+    original = _with_function(module, params, lead, expr)
+    fixed = _with_function(fixed_module, params, fixed_lead, fixed_expr)
     func = original.body[-1]
     return Synthetic(original, [func], fixed.code, roles)

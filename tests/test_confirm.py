@@ -371,9 +371,6 @@ def test_confirm_file_on_a_module_with_a_helper_and_a_constant(tf_cache) -> None
 # Examples whose fix is not confirmed as the example stands: (rule, a line of the example) -> what the evidence
 # says. Each is a harness limit, not a wrong fix: the confirmer cannot run the code in isolation.
 UNCONFIRMABLE_EXAMPLES = {
-    # fixes in eager GradientTape training steps: the step reads the model's trainable variables
-    ("LL603", "p = tf.sigmoid(model(x))"): "trainable_variables",
-    ("LL603", "loss = bce(y, tf.nn.sigmoid(model(x)))"): "trainable_variables",
     # TF1 graph code whose weights `W`, `b` are defined elsewhere: no synthetic input fits a bias
     ("LL604", "y = tf.nn.softmax(tf.matmul(x, W) + b)"): "no synthetic input fits parameter `b`",
 }

@@ -139,3 +139,35 @@ def test_a_module_level_pytorch_script_fix_is_confirmed_under_pytorch(cache: str
     assert out.fix.confirmed is True, ev
     assert ev["framework"] == "torch" and ev["stand_ins"] == ["model -> identity on x"]
     assert ev["inputs"]["x"].startswith("logits") and ev["max_value_diff"] > 0.1
+
+
+STEP = textwrap.dedent("""\
+    import tensorflow as tf
+
+
+    def train_step(model, opt, x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = -tf.reduce_mean(tf.reduce_sum(y * tf.math.log(probs), axis=-1))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return grads
+""")
+
+
+@pytest.mark.tensorflow
+def test_a_tensorflow_training_step_is_judged_by_the_loss_its_tape_differentiates(cache: str) -> None:
+    """The step returns gradients (of no variables, with the model a stand-in); the judged value is the tape's target.
+    The optimizer is a stand-in whose methods do nothing."""
+    result = lint_source(STEP, "step.py")
+    fixes = [d for d in result.diagnostics if d.fix is not None]
+    assert [d.code for d in fixes] == ["LL101"], result.diagnostics
+    (out,) = [d for d in confirm_file("step.py", STEP, result.diagnostics, cache_dir=cache) if d.fix is not None]
+    ev = out.fix.evidence
+    assert out.fix.confirmed is True, ev
+    assert ev["inputs"]["opt"].startswith("an optimizer") and ev["inputs"]["model"].startswith("the identity")
+    assert ev["nonfinite_original_edge"] > 0 and ev["nonfinite_fixed_edge"] == 0
+    wrong = STEP.replace("tf.math.log(probs)", "tf.math.log(probs + 0.5)")
+    d = _diag(STEP, "tf.math.log(probs)", "tf.math.log(probs + 0.5)")
+    (bad,) = confirm_file("step.py", STEP, (d,), cache_dir=cache)
+    assert wrong != STEP and bad.fix.confirmed is False, bad.fix.evidence

@@ -207,6 +207,8 @@ def _describe(p: dict, inputs: dict) -> str:
                 "regression": "regression targets"}.get(lk, lk) + f" {shape}"
     if kind == "model":
         return "the identity function (the model's output is its input)"
+    if kind == "optimizer":
+        return "an optimizer whose methods do nothing (the step is judged by its loss)"
     if kind == "unused":
         return "None (not read by the loss itself)"
     if p.get("keys"):

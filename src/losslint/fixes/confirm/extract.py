@@ -724,6 +724,8 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
                 role = "model"  # a training step's `model(x)`: the identity, so `x` is the model's output
             elif low in STEP_WORDS and n not in body_reads:
                 role = "unused"  # a training step's `opt` it never touches: None
+            elif low in ("opt", "optim", "optimizer", "optimiser") and _only_method_calls(n, body):
+                role = "optimizer"  # `opt.apply_gradients(...)`, `optimizer.step()`: a stand-in that does nothing
         if role is None:
             raise Isolation(f"no synthetic input fits parameter `{n}`")
         kinds.append((n, ROLE_KIND.get(role, role)))
@@ -751,7 +753,9 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
     models = [n for n, k in kinds if k == "model"]
     for n, k in kinds:
         if k == "probs" and any(re.search(rf"\b{re.escape(m)}\s*\(\s*{re.escape(n)}\s*[,)]", code) for m in models):
-            k = "logits"  # what `model(x)` returns, with the identity as the model: logits
+            # what `model(x)` returns, with the identity as the model: logits when an activation (or a with-logits
+            # loss) takes it, else probabilities (a model ending in its own softmax, its output logged directly)
+            k = "logits" if _output_is_logits(body, _model_calls(body, set(models), n)) else "probs"
         elif k == "probs" and n in model_data:
             # what the undefined model returns: logits when an activation (or a with-logits loss) follows it, else
             # probabilities (the model ends in its own sigmoid/softmax)
@@ -773,6 +777,38 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
         if p["name"] in dicts:
             p["keys"] = {k: [d, d] if mat else [d] for k, mat in dicts[p["name"]].items()}
     return {"params": params_spec, "label_kind": label_kind, "shape": shape, "seed": 0}
+
+
+def _model_calls(body: cst.CSTNode, models: set[str], data: str) -> list[cst.Call]:
+    """The calls `model(data, ...)` in `body` of the step's model parameters."""
+    out: list[cst.Call] = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Name) and node.func.value in models and node.args \
+                    and isinstance(node.args[0].value, cst.Name) and node.args[0].value.value == data:
+                out.append(node)
+
+    body.visit(_V())
+    return out
+
+
+def _only_method_calls(name: str, body: cst.CSTNode) -> bool:
+    """Every read of `name` in `body` is a method call on it (`opt.apply_gradients(...)`, `opt.zero_grad()`)."""
+    reads, calls = 0, 0
+
+    class _V(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            nonlocal reads
+            reads += node.value == name
+
+        def visit_Call(self, node: cst.Call) -> None:
+            nonlocal calls
+            f = node.func
+            calls += isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == name
+
+    body.visit(_V())
+    return reads > 0 and reads == calls
 
 
 def _harness_stand_ins(harness_source: str, func: cst.CSTNode, names: list[str]) -> dict[str, StandIn]:

@@ -217,13 +217,30 @@ def _loss_from(ns: dict, call: dict, instance):  # noqa: ANN001, ANN202
     raise ValueError(f"unknown call kind {kind!r}")
 
 
-def _identity(t):  # noqa: ANN001, ANN202
-    return t
+class _StepModel:
+    """A training step's `model` argument: the identity (its input is the model's output), with no variables, so
+    `tape.gradient(loss, model.trainable_variables)` and `model.parameters()` work and differentiate nothing."""
+
+    trainable_variables = trainable_weights = variables = weights = ()
+
+    def __call__(self, t, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN204
+        return t
+
+    def parameters(self):  # noqa: ANN201
+        return iter(())
 
 
-# arguments that are not tensors: a training step's `model` (the identity: its input is the model's output) and a
-# parameter the loss never reads (None)
-_STAND_INS = {"model": _identity, "unused": None}
+class _StepOptimizer:
+    """A training step's optimizer: every method call does nothing (the step is judged by its loss, not its update)."""
+
+    def __getattr__(self, attr: str):  # noqa: ANN204
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return lambda *args, **kwargs: None
+
+
+# arguments that are not tensors: a training step's `model` and optimizer, and a parameter the loss never reads
+_STAND_INS = {"model": _StepModel(), "optimizer": _StepOptimizer(), "unused": None}
 
 
 def _resized(np, arr, shape):  # noqa: ANN001, ANN202
@@ -369,10 +386,25 @@ class _Context:
     # ---- running ---------------------------------------------------------------------------------------------
     def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
         tf, np = self.tf, self.np
-        with tf.GradientTape() as tape:
+        differentiated: list = []
+        gradient = tf.GradientTape.gradient
+
+        def recording_gradient(tape_, target, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            if tape_ is not outer:
+                differentiated.append(target)
+            return gradient(tape_, target, *a, **k)
+
+        with tf.GradientTape() as outer:
+            tape = outer
             for t in watched:
                 tape.watch(t)
-            out = fn(*args)
+            tf.GradientTape.gradient = recording_gradient
+            try:
+                out = fn(*args)
+            finally:
+                tf.GradientTape.gradient = gradient
+            if differentiated:  # a training step: judged by the loss its own tape differentiates
+                out = differentiated
             flat = tf.nest.flatten(out)
             targets = [o for o in flat if tf.is_tensor(o) and o.dtype.is_floating]
         grads = tape.gradient(targets, watched) if (targets and watched) else [None] * len(watched)

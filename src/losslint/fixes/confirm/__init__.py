@@ -34,7 +34,7 @@ from losslint.model import Diagnostic
 
 __all__ = ["confirm_file", "confirm_files", "confirm_rewrite", "Verdict", "STATS"]
 
-HARNESS_VERSION = 2  # bump when the runner or the verdict changes meaning: old cache entries are then ignored
+HARNESS_VERSION = 3  # bump when the runner or the verdict changes meaning: old cache entries are then ignored
 STATS = _worker.STATS
 PER_JOB_TIMEOUT = 60.0
 _RUNNABLE_ROOTS = frozenset().union(*FRAMEWORK_ROOTS.values())

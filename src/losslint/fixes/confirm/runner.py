@@ -360,7 +360,9 @@ class _Context:
         return out
 
     def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
-        tf, np = self.tf, self.np
+        """The loss's arguments for one input case (stand-ins for a step's model and optimizer), and what to
+        differentiate by (`_watched`: tensors under TensorFlow, argument positions elsewhere)."""
+        np = self.np
         args, watched = [], []
         for p in spec["params"]:
             kind = p["kind"]
@@ -368,20 +370,24 @@ class _Context:
                 args.append(_STAND_INS[kind])
                 continue
             if kind == "labels" and spec.get("label_kind") == "sparse":
-                t = tf.constant(values["classes"].astype(np.int32))
+                t = self.class_labels(values["classes"])
             else:
                 arr = values[kind if kind in values else "real"]
-                if p.get("keys"):  # `params["w"]`: a dict of arrays
-                    t = {k: tf.cast(tf.constant(_resized(np, arr, shape)), dtype) for k, shape in p["keys"].items()}
-                    args.append(t)
-                    if p.get("grad"):
-                        watched.extend(t[k] for k in sorted(t))
-                    continue
-                t = tf.cast(tf.constant(np.asarray(arr, dtype=np.float32)), dtype)
+                t = {k: self.array(_resized(np, arr, shape), dtype) for k, shape in p["keys"].items()} \
+                    if p.get("keys") else self.array(np.asarray(arr, dtype=np.float32), dtype)
             args.append(t)
             if p.get("grad"):
-                watched.append(t)
+                watched.extend(self._watched(t, len(args) - 1))
         return args, watched
+
+    def class_labels(self, classes):  # noqa: ANN001, ANN201
+        return self.tf.constant(classes.astype(self.np.int32))
+
+    def array(self, arr, dtype):  # noqa: ANN001, ANN201
+        return self.tf.cast(self.tf.constant(arr), dtype)
+
+    def _watched(self, t, index: int) -> list:  # noqa: ANN001
+        return [t[k] for k in sorted(t)] if isinstance(t, dict) else [t]
 
     # ---- running ---------------------------------------------------------------------------------------------
     def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
@@ -521,24 +527,14 @@ class _TorchContext(_Context):
         t = self.torch
         return {"float16": t.float16, "bfloat16": t.bfloat16, "float64": t.float64}.get(name, t.float32)
 
-    def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
-        torch, np = self.torch, self.np
-        args, watched = [], []
-        for p in spec["params"]:
-            kind = p["kind"]
-            if kind in _STAND_INS:
-                args.append(_STAND_INS[kind])
-                continue
-            if kind == "labels" and spec.get("label_kind") == "sparse":
-                t = torch.tensor(values["classes"].astype(np.int64), dtype=torch.long)
-            else:
-                arr = values[kind if kind in values else "real"]
-                t = {k: torch.tensor(_resized(np, arr, shape)).to(dtype) for k, shape in p["keys"].items()} \
-                    if p.get("keys") else torch.tensor(np.asarray(arr, dtype=np.float32)).to(dtype)
-            args.append(t)
-            if p.get("grad"):
-                watched.append(len(args) - 1)
-        return args, watched
+    def class_labels(self, classes):  # noqa: ANN001, ANN201
+        return self.torch.tensor(classes.astype(self.np.int64), dtype=self.torch.long)
+
+    def array(self, arr, dtype):  # noqa: ANN001, ANN201
+        return self.torch.tensor(arr).to(dtype)
+
+    def _watched(self, t, index: int) -> list:  # noqa: ANN001
+        return [index]
 
     def evaluate(self, fn, args, watched):  # noqa: ANN001, ANN201
         torch, np = self.torch, self.np
@@ -609,24 +605,14 @@ class _JaxContext(_Context):
         jnp = self.jnp
         return {"float16": jnp.float16, "bfloat16": jnp.bfloat16}.get(name, jnp.float32)  # 64-bit types are off
 
-    def tensors(self, spec: dict, values: dict, dtype):  # noqa: ANN001, ANN201
-        jnp, np = self.jnp, self.np
-        args, watched = [], []
-        for p in spec["params"]:
-            kind = p["kind"]
-            if kind in _STAND_INS:
-                args.append(_STAND_INS[kind])
-                continue
-            if kind == "labels" and spec.get("label_kind") == "sparse":
-                t = jnp.asarray(values["classes"].astype(np.int32))
-            else:
-                arr = values[kind if kind in values else "real"]
-                t = {k: jnp.asarray(_resized(np, arr, shape)).astype(dtype) for k, shape in p["keys"].items()} \
-                    if p.get("keys") else jnp.asarray(np.asarray(arr, dtype=np.float32)).astype(dtype)
-            args.append(t)
-            if p.get("grad"):
-                watched.append(len(args) - 1)
-        return args, watched
+    def class_labels(self, classes):  # noqa: ANN001, ANN201
+        return self.jnp.asarray(classes.astype(self.np.int32))
+
+    def array(self, arr, dtype):  # noqa: ANN001, ANN201
+        return self.jnp.asarray(arr).astype(dtype)
+
+    def _watched(self, t, index: int) -> list:  # noqa: ANN001
+        return [index]
 
     def _floating(self, o) -> bool:  # noqa: ANN001
         dt = getattr(o, "dtype", None)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.calls import arg, kwarg, positional
 from losslint.analysis.dtypes import LOW_PRECISION, PolicySetting, dtypes_of, reaching_values
 from losslint.analysis.index import ClassInfo, Def, FuncInfo, ModuleIndex, StmtInfo, WithInfo, function_named
 from losslint.analysis.names import dotted_name, names_in
@@ -796,11 +796,7 @@ class ModelFlow:
 
     # ---- compile ------------------------------------------------------------------------------------------------
     def compile_loss(self, event: Event, region: Region) -> LossInfo | None:
-        call = event.call
-        expr = kwarg(call, "loss")
-        if expr is None:
-            pos = positional(call)
-            expr = pos[1] if len(pos) > 1 else None
+        expr = arg(event.call, "loss", 1)
         if expr is None:
             return None
         return self.loss_info(expr, region, event.stmt, expr)

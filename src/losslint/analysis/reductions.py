@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.calls import arg, kwarg, positional
 from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo, function_named
 from losslint.analysis.names import names_in
 from losslint.analysis.ops import Op
@@ -249,11 +249,7 @@ def _registrations(index: ModuleIndex, scopes: ScopeMap) -> list[tuple[FuncInfo,
 
 
 def _compile_loss(call: cst.Call) -> cst.BaseExpression | None:
-    loss = kwarg(call, "loss")
-    if loss is None:
-        pos = positional(call)
-        loss = pos[1] if len(pos) > 1 else None
-    return loss
+    return arg(call, "loss", 1)
 
 
 def keras_called_losses(index: ModuleIndex, scopes: ScopeMap) -> dict[int, tuple[FuncInfo, str]]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.calls import arg
 from losslint.fixes.confirm import Verdict, _describe, _Job, _make_job
 from losslint.fixes.confirm.extract import Isolation, module_bindings
 
@@ -62,11 +62,7 @@ class Site:
 
 
 def _loss_arg(call: cst.Call) -> cst.BaseExpression | None:
-    expr = kwarg(call, "loss")
-    if expr is None:
-        pos = positional(call)
-        expr = pos[1] if len(pos) > 1 else None
-    return expr
+    return arg(call, "loss", 1)
 
 
 def sites(index) -> list[Site]:  # noqa: ANN001

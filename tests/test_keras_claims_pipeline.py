@@ -13,6 +13,7 @@ tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tensorflow
 
 
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis")  # Keras warns about the very bug shown here
 def test_ll304_single_unit_softmax_is_always_one_and_has_no_gradient():
     layer = tf.keras.layers.Dense(1, activation="softmax")
     x = tf.random.normal((16, 4), seed=1)

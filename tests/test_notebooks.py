@@ -96,3 +96,24 @@ def test_a_magic_as_the_only_statement_of_a_block_still_parses(run_cli, tmp_path
     doc = json.loads(run_cli("check", "--format", "json", str(tmp_path)).stdout)
     assert doc["files"][0]["error"] is None
     assert [d["code"] for d in doc["files"][0]["diagnostics"]] == ["LL101"]
+
+
+def test_an_indented_cell_is_dedented_as_ipython_does_and_fixed_with_its_indent(run_cli, tmp_path: Path):
+    """IPython removes a cell's leading indentation (tensorflow/docs has such cells); the finding's column is the
+    cell's own, and `fix` writes the line back with the indentation."""
+    nb = tmp_path / "indented.ipynb"
+    nb.write_text(_nb([("code", "import tensorflow as tf\n"),
+                       ("code", "  def crossentropy(y_true, y_pred):\n"
+                                "      return -tf.reduce_sum(y_true * tf.math.log(y_pred))\n")]))
+    doc = json.loads(run_cli("check", "--format", "json", str(nb)).stdout)
+    f = doc["files"][0]
+    assert f["error"] is None, f["error"]
+    [d] = f["diagnostics"]
+    cell_line = "      return -tf.reduce_sum(y_true * tf.math.log(y_pred))"
+    assert d["data"]["cell"] == 1 and d["range"]["start"] == {"line": 1, "character": cell_line.index("tf.math.log")}
+    concise = run_cli("check", "--format", "concise", str(nb)).stdout
+    assert f"cell 2:2:{cell_line.index('tf.math.log') + 1}: LL101" in concise
+    assert run_cli("fix", "--no-confirm", "--unsafe-fixes", str(nb)).returncode == 0
+    fixed = json.loads(nb.read_text())["cells"][1]["source"]
+    assert fixed == ["  def crossentropy(y_true, y_pred):\n",
+                     "      return -tf.reduce_sum(y_true * tf.math.log(tf.math.maximum(y_pred, 1e-7)))\n"]

@@ -1,5 +1,9 @@
 """Jupyter notebooks: the code cells are checked as one module (IPython magics and shell lines blanked out, so line
-numbers still match), and findings are mapped back to the cell and the line inside it."""
+numbers still match), and findings are mapped back to the cell and the line inside it.
+
+A cell whose first line is indented is dedented as IPython does (its `leading_indent` transformer); the removed
+prefix is remembered per line, so columns reported in a cell (`column_offset`) and lines written back by `fix`
+carry it again."""
 
 from __future__ import annotations
 
@@ -17,12 +21,27 @@ class Cell:
     index: int  # position among all cells of the notebook (0-based), as Jupyter counts them
     first_line: int  # 0-based line of the module where this cell starts
     n_lines: int
+    prefix: str = ""  # the leading indentation IPython removes from this cell's lines
 
 
 @dataclass(frozen=True)
 class NotebookSource:
     source: str
     cells: tuple[Cell, ...]
+    dedented: frozenset[int] = frozenset()  # module lines that lost their cell's prefix
+
+    def column_offset(self, line: int) -> int:
+        """How many characters the cell line behind module line `line` has before what the module shows."""
+        if line not in self.dedented:
+            return 0
+        for c in self.cells:
+            if c.first_line <= line < c.first_line + c.n_lines:
+                return len(c.prefix)
+        return 0
+
+    def cell_prefix(self, line: int) -> str:
+        return next((c.prefix for c in self.cells if c.first_line <= line < c.first_line + c.n_lines), "") \
+            if line in self.dedented else ""
 
     def locate(self, line: int) -> tuple[int, int]:
         """(cell index, 0-based line inside the cell) for a 0-based module line."""
@@ -77,13 +96,21 @@ def parse_notebook(data: bytes) -> tuple[NotebookSource | None, FileError | None
         return NotebookSource("", ()), None
     lines: list[str] = []
     cells: list[Cell] = []
+    dedented: set[int] = set()
     for i, cell in enumerate(nb["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         cl = _cell_lines(cell.get("source", ""))
-        cells.append(Cell(i, len(lines), len(cl)))
+        first = next((ln for ln in cl if ln.strip()), "")
+        prefix = first[: len(first) - len(first.lstrip())]
+        if prefix:  # IPython's leading_indent: the first line's indentation goes from every line that has it
+            for k, ln in enumerate(cl):
+                if ln.startswith(prefix):
+                    cl[k] = ln[len(prefix):]
+                    dedented.add(len(lines) + k)
+        cells.append(Cell(i, len(lines), len(cl), prefix))
         lines.extend(cl)
-    return NotebookSource("\n".join(lines) + "\n", tuple(cells)), None
+    return NotebookSource("\n".join(lines) + "\n", tuple(cells), frozenset(dedented)), None
 
 
 def write_back(data: bytes, nb: NotebookSource, old_module: str, new_module: str) -> tuple[str | None, str | None]:
@@ -102,6 +129,8 @@ def write_back(data: bytes, nb: NotebookSource, old_module: str, new_module: str
         if old == new:
             continue
         index, line = nb.locate(n)
+        prefix = nb.cell_prefix(n)
+        old, new = prefix + old, prefix + new
         cell = cells[index]
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)

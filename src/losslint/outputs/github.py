@@ -54,7 +54,8 @@ def render(results: list[FileResult], cwd: str | None = None) -> str:
             kind = COMMANDS[d.severity]
             if nb is not None:
                 cell, line = nb.locate(d.range.start.line)
-                message = f"cell {cell + 1}:{line + 1}:{d.range.start.column + 1}: {d.message}"
+                col = d.range.start.column + nb.column_offset(d.range.start.line)
+                message = f"cell {cell + 1}:{line + 1}:{col + 1}: {d.message}"
                 out.append(_command(kind, {"file": path, "title": d.code}, message))
                 continue
             start, end = d.range.start, d.range.end

@@ -68,8 +68,9 @@ def file_dict(r: FileResult) -> dict[str, Any]:
         for d, out in zip(r.diagnostics, diagnostics):
             cell, _ = nb.locate(d.range.start.line)
             first = next(c.first_line for c in nb.cells if c.index == cell)
-            for pos in (out["range"]["start"], out["range"]["end"]):
+            for pos, at in ((out["range"]["start"], d.range.start), (out["range"]["end"], d.range.end)):
                 pos["line"] -= first
+                pos["character"] += nb.column_offset(at.line)  # a dedented cell (IPython's leading indent)
             out["data"]["cell"] = cell
     return {
         "path": r.path,

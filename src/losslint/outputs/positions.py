@@ -41,5 +41,5 @@ def display_location(result, pos: Position) -> str:  # type: ignore[no-untyped-d
     nb = result.extra.get("notebook") if result.extra else None
     if nb is not None:
         cell, line = nb.locate(pos.line)
-        return f"{result.path}:cell {cell + 1}:{line + 1}:{pos.column + 1}"
+        return f"{result.path}:cell {cell + 1}:{line + 1}:{pos.column + nb.column_offset(pos.line) + 1}"
     return f"{result.path}:{pos.line + 1}:{pos.column + 1}"

@@ -54,9 +54,9 @@ def artifact_location(path: str, cwd: str | None = None) -> dict[str, str]:
     return {"uri": quote(rel.as_posix(), safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
-def _region(lines: LineIndex, rng: Range, line_offset: int = 0) -> dict[str, int]:
+def _region(lines: LineIndex, rng: Range, line_offset: int = 0, nb=None) -> dict[str, int]:  # noqa: ANN001
     def col(pos: Position) -> int:
-        return utf16_column(lines.line(pos.line), pos.column) + 1
+        return utf16_column(lines.line(pos.line), pos.column) + 1 + (nb.column_offset(pos.line) if nb else 0)
 
     return {"startLine": rng.start.line - line_offset + 1, "startColumn": col(rng.start),
             "endLine": rng.end.line - line_offset + 1, "endColumn": col(rng.end)}
@@ -105,7 +105,7 @@ def _result(r: FileResult, lines: LineIndex, d: Diagnostic, index: dict[str, int
         "ruleId": d.code,
         "level": LEVELS[d.severity],
         "message": {"text": d.message},
-        "locations": [{"physicalLocation": {"artifactLocation": loc, "region": _region(lines, d.range, offset)}}],
+        "locations": [{"physicalLocation": {"artifactLocation": loc, "region": _region(lines, d.range, offset, nb)}}],
     }
     if d.code in index:
         out["ruleIndex"] = index[d.code]

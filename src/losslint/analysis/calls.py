@@ -59,3 +59,29 @@ def bound_arg(call: cst.Call, param: ParamInfo) -> cst.BaseExpression | None:
 
 
 __all__ = ["arg", "bound_arg", "kwarg", "later_arg", "positional"]
+
+
+def int_literal(node: cst.BaseExpression | None) -> int | None:
+    """The value of an integer literal, negated ones included (`2`, `-1`, `0x20`, `1_000`), else None."""
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) \
+            and isinstance(node.expression, cst.Integer):
+        return -int(node.expression.evaluated_value)
+    return None
+
+
+def int_literals(node: cst.BaseExpression | None) -> list[int] | None:
+    """An integer literal, or a list/tuple of them (an `axis=`), as a list; None if anything else is in it."""
+    v = int_literal(node)
+    if v is not None:
+        return [v]
+    if isinstance(node, (cst.List, cst.Tuple)):
+        out: list[int] = []
+        for el in node.elements:
+            inner = int_literals(el.value)
+            if inner is None:
+                return None
+            out.extend(inner)
+        return out
+    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.calls import int_literal, kwarg, positional
 from losslint.analysis.facts import Facts, assigned_value
 from losslint.analysis.index import ModuleIndex, StmtInfo, operand
 
@@ -24,15 +24,6 @@ _ELEMENTWISE_BINARY = frozenset({"add", "subtract", "multiply", "divide", "maxim
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "logsumexp"})
 _AXIS_KW = ("axis", "dim", "axes", "reduction_indices")
 _KEEP_KW = ("keepdims", "keepdim", "keep_dims")
-
-
-def _int_literal(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.evaluated_value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) \
-            and isinstance(node.expression, cst.Integer):
-        return -int(node.expression.evaluated_value)
-    return None
 
 
 def _is_true(node: cst.BaseExpression | None) -> bool:
@@ -72,7 +63,7 @@ class Ranks:
             if any(isinstance(e, cst.StarredElement) for e in shape.elements):
                 return None
             return len(shape.elements)
-        if _int_literal(shape) is not None:
+        if int_literal(shape) is not None:
             return 1
         if isinstance(shape, cst.Attribute) and shape.attr.value == "shape":
             return self.rank(shape.value, stmt, depth + 1)
@@ -98,7 +89,7 @@ class Ranks:
             if isinstance(v, cst.Name) and v.value == "None":
                 added += 1
                 continue
-            if _int_literal(v) is not None:
+            if int_literal(v) is not None:
                 removed += 1
                 explicit += 1
                 continue
@@ -124,7 +115,7 @@ class Ranks:
         if last in ("reshape", "view"):
             shape = kwarg(call, "shape", "newshape")
             if shape is None and is_method and len(rest) > 1:
-                return len(rest) if all(_int_literal(a) is not None for a in rest) else None
+                return len(rest) if all(int_literal(a) is not None for a in rest) else None
             if shape is None and rest:
                 shape = rest[0]
             return self._shape_len(shape, stmt, depth) if shape is not None else None
@@ -140,7 +131,7 @@ class Ranks:
             end = kwarg(call, "end_dim") or (rest[1] if len(rest) > 1 else None)
             if start is None and end is None:
                 return 1
-            s = _int_literal(start)
+            s = int_literal(start)
             return s + 1 if s is not None and s >= 0 and end is None else None
         if last in ("squeeze", "expand_dims", "unsqueeze"):
             base = r(x)
@@ -150,7 +141,7 @@ class Ranks:
             if base is None or axis is None:
                 return None
             n = len(axis.elements) if isinstance(axis, (cst.List, cst.Tuple)) else (
-                1 if _int_literal(axis) is not None else None)
+                1 if int_literal(axis) is not None else None)
             if n is None:
                 return None
             return base - n if last == "squeeze" else base + n
@@ -164,12 +155,12 @@ class Ranks:
             axis = kwarg(call, *_AXIS_KW) or (rest[0] if rest else None)
             if axis is None:
                 return base - 1 if qualified.startswith("tensorflow") else 0
-            return base - 1 if _int_literal(axis) is not None else None
+            return base - 1 if int_literal(axis) is not None else None
         if last in ("zeros", "ones", "empty", "rand", "randn") and (qualified.startswith(("torch", "numpy", "jax",
                                                                                             "tensorflow"))):
             shape = kwarg(call, "shape", "size")
             if shape is None and len(args) > 1 and qualified.startswith("torch"):
-                return len(args) if all(_int_literal(a) is not None for a in args) else None
+                return len(args) if all(int_literal(a) is not None for a in args) else None
             if shape is None and args:
                 shape = args[0]
             return self._shape_len(shape, stmt, depth) if shape is not None else None
@@ -199,7 +190,7 @@ class Ranks:
                 return 0
             if isinstance(axis, (cst.List, cst.Tuple)):
                 return base - len(axis.elements)
-            return base - 1 if _int_literal(axis) is not None else None
+            return base - 1 if int_literal(axis) is not None else None
         return None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from losslint.analysis.calls import arg, kwarg, positional
+from losslint.analysis.calls import arg, int_literals, kwarg, positional
 from losslint.analysis.index import FuncInfo, ModuleIndex, StmtInfo, function_named
 from losslint.analysis.names import names_in
 from losslint.analysis.ops import Op
@@ -52,27 +52,10 @@ def reduce_axis(call: cst.Call, op: Op) -> str:
         axis = rest[0]
     if isinstance(axis, cst.Name) and axis.value == "None":
         return "all"
-    values = _int_literals(axis)
+    values = int_literals(axis)
     if values is None:
         return "unknown"
     return "batch" if 0 in values else "other"
-
-
-def _int_literals(expr: cst.BaseExpression) -> list[int] | None:
-    if isinstance(expr, cst.Integer):
-        return [int(expr.value)]
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) \
-            and isinstance(expr.expression, cst.Integer):
-        return [-int(expr.expression.value)]
-    if isinstance(expr, (cst.List, cst.Tuple)):
-        out: list[int] = []
-        for el in expr.elements:
-            inner = _int_literals(el.value)
-            if inner is None:
-                return None
-            out.extend(inner)
-        return out
-    return None
 
 
 def _is_number(expr: cst.BaseExpression) -> bool:
@@ -516,11 +499,11 @@ def fit_batch_size(index: ModuleIndex) -> int | None:
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("fit", "evaluate"):
             b = kwarg(call, "batch_size")
             if isinstance(b, cst.Integer):
-                sizes.add(int(b.value))
+                sizes.add(int(b.evaluated_value))
             elif isinstance(b, cst.Name):
                 for d in index.module_defs.get(b.value, []):
                     if isinstance(d.value, cst.Integer):
-                        sizes.add(int(d.value.value))
+                        sizes.add(int(d.value.evaluated_value))
     return sizes.pop() if len(sizes) == 1 else None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from losslint.analysis.calls import int_literal
 from losslint.analysis.index import ModuleIndex, StmtInfo
 from losslint.analysis.names import dotted_name
 from losslint.analysis.ops import Op
@@ -179,15 +180,6 @@ def sibling(index: ModuleIndex, call: cst.Call, op: Op, name: str) -> str | None
     return None
 
 
-def _int_literal(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) \
-            and isinstance(node.expression, cst.Integer):
-        return -int(node.expression.value)
-    return None
-
-
 # Keywords each family's sum / reduce_sum shares, meaning for meaning, with its logsumexp.
 _LSE_KEYWORDS = {
     "tf": ("axis", "keepdims", "keep_dims", "reduction_indices", "name"),
@@ -254,7 +246,7 @@ def reduction_axis(sum_call: cst.Call, sum_op: Op) -> tuple[int, bool] | None:
     axis_node = pos[0] if pos else next((kw[k] for k in ("axis", "dim", "reduction_indices") if k in kw), None)
     keep_node = pos[1] if len(pos) > 1 and fam != "jax" else next(
         (kw[k] for k in ("keepdims", "keepdim", "keep_dims") if k in kw), None)
-    axis = _int_literal(axis_node)
+    axis = int_literal(axis_node)
     if axis is None:
         return None
     keep = isinstance(keep_node, cst.Name) and keep_node.value == "True"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg, positional
+from losslint.analysis.calls import int_literals, kwarg, positional
 from losslint.analysis.facts import assigned_value
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
 from losslint.analysis.model_flow import call_text
@@ -328,7 +328,7 @@ class BatchReducedLoss(Rule):
             if inner is None or inner.proxy is None:
                 return None
             axis = kwarg(call, "axis", "reduction_indices") or (args[1] if len(args) > 1 else None)
-            literals = _axis_literals(axis)
+            literals = int_literals(axis)
             if not literals or 0 in literals:
                 return None  # over everything or over the batch: not a per-sample value
             keep = kwarg(call, "keepdims", "keep_dims") or (args[2] if len(args) > 2 else None)
@@ -629,19 +629,3 @@ class BatchReducedLoss(Rule):
     ]
 
 
-def _axis_literals(axis: cst.BaseExpression | None) -> list[int] | None:
-    def one(e: cst.BaseExpression) -> int | None:
-        if isinstance(e, cst.Integer):
-            return int(e.value)
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus) and isinstance(e.expression,
-                                                                                                  cst.Integer):
-            return -int(e.expression.value)
-        return None
-
-    if axis is None:
-        return None
-    if isinstance(axis, (cst.List, cst.Tuple)):
-        vals = [one(el.value) for el in axis.elements]
-        return None if any(v is None for v in vals) else [v for v in vals if v is not None]
-    v = one(axis)
-    return None if v is None else [v]

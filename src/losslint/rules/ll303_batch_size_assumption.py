@@ -7,6 +7,7 @@ import re
 
 import libcst as cst
 
+from losslint.analysis.calls import int_literals
 from losslint.analysis.index import FuncInfo, StmtInfo, function_named
 from losslint.analysis.names import dotted_name
 from losslint.analysis.reductions import keras_called_losses
@@ -39,22 +40,6 @@ def _broadcast(leads: list[str | None]) -> str | None:
     if any(lead is None for lead in tensors) or len(set(tensors)) != 1:
         return None
     return tensors[0]
-
-
-def _axis_ints(axis: cst.BaseExpression) -> list[int] | None:
-    def one(e: cst.BaseExpression) -> int | None:
-        if isinstance(e, cst.Integer):
-            return int(e.value)
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus) \
-                and isinstance(e.expression, cst.Integer):
-            return -int(e.expression.value)
-        return None
-
-    if isinstance(axis, (cst.List, cst.Tuple)):
-        vals = [one(el.value) for el in axis.elements]
-        return None if any(v is None for v in vals) else [v for v in vals if v is not None]
-    v = one(axis)
-    return None if v is None else [v]
 
 
 def _elements(expr: cst.BaseExpression | None) -> list[cst.BaseExpression]:
@@ -269,7 +254,7 @@ class BatchSizeAssumption(Rule):
                 if axis is None:
                     rest = args if op.is_method else args[1:]
                     axis = rest[0] if rest else None
-                vals = _axis_ints(axis) if axis is not None else None
+                vals = int_literals(axis) if axis is not None else None
                 if axis is None or (vals is not None and 0 in vals) or (isinstance(axis, cst.Name)
                                                                          and axis.value == "None"):
                     return "none"
@@ -359,7 +344,7 @@ class BatchSizeAssumption(Rule):
         self.report(name, f"`{n}` hard-codes the batch size ({defs[0].value.value}) in `{func.qualname}`: every "
                           f"batch of another size - the last, partial batch of each epoch, evaluate/predict batches - "
                           f"is computed with the wrong count; use `tf.shape(y_pred)[0]`, or a mean",
-                    self._const_fix(func, name, int(defs[0].value.value)))
+                    self._const_fix(func, name, int(defs[0].value.evaluated_value)))
 
     # ---- fixes: the run-time batch size ---------------------------------------------------------------------------
     def _const_fix(self, func: FuncInfo, name: cst.Name, value: int) -> FixSpec | None:

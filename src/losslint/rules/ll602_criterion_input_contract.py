@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from losslint.analysis.calls import kwarg
+from losslint.analysis.calls import int_literal, kwarg
 from losslint.analysis.contracts import LossCall, input_kind, loss_call
 from losslint.analysis.index import operand
 from losslint.analysis.spelling import activation_edits, code, fused
 from losslint.rules.base import FixSpec, Invalid, Replacement, Rule, Valid
-
-
-def _int(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) \
-            and isinstance(node.expression, cst.Integer):
-        return -int(node.expression.value)
-    return None
 
 
 class CriterionInputContract(Rule):
@@ -104,7 +95,7 @@ class CriterionInputContract(Rule):
             dim = rest[0].value  # torch.softmax(z, 1), z.softmax(1)
         elif any(a.keyword is None or a.keyword.value not in ("dim", "axis") for a in rest):
             return None  # dtype=, _stacklevel=, ...: not a plain softmax
-        if _int(dim) not in (1, -1):
+        if int_literal(dim) not in (1, -1):
             return None  # the criteria's class axis is 1 (the last of an (N, C) input): an implicit dim may differ
         edits = activation_edits(index, lc.pred, act, stmt, code(z),
                                  atomic=isinstance(z, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)),

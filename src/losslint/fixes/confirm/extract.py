@@ -965,7 +965,7 @@ def _infer_shape(func: cst.CSTNode, names: list[str], code: str) -> list[int]:
             final = elems[-1] if elems else None
             if isinstance(final, cst.Index) and isinstance(final.value, cst.Integer) \
                     and (ellipsis or len(elems) >= rank):
-                last = max(last, int(final.value.value) + 1)
+                last = max(last, int(final.value.evaluated_value) + 1)
 
     func.visit(_Sub())
     rank = min(rank, 5)

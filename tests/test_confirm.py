@@ -469,3 +469,29 @@ def test_two_fixes_in_one_loss_are_judged_each_on_its_own(tf_cache) -> None:  # 
     out = [d for d in confirm_file("bce.py", source, result.diagnostics, cache_dir=tf_cache) if d.fix is not None]
     assert [d.fix.confirmed for d in out] == [True, True], [d.fix.evidence for d in out]
     assert all("baseline" in d.fix.evidence for d in out)
+
+
+@pytest.mark.tensorflow
+def test_confirmations_from_two_threads_do_not_mix_their_results(tf_cache) -> None:  # noqa: ANN001
+    """The language server confirms from worker threads; a cancelled confirmation's thread may still run when the
+    next starts. They share the framework process, so each must get its own verdict. (Written for the shared worker;
+    it first caught the version probe redirecting sys.stdout under another thread.)"""
+    import threading
+
+    good = XENT.replace("tf.math.log(y_pred)", "tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0))")
+    results: dict[str, list] = {"good": [], "wrong": []}
+
+    def run(name: str, fixed: str, n: int) -> None:
+        for k in range(n):  # distinct cache keys: every call goes to the process
+            src = XENT.replace("crossentropy", f"crossentropy_{name}_{k}")
+            results[name].append(confirm_rewrite(src, fixed.replace("crossentropy", f"crossentropy_{name}_{k}"),
+                                                 f"crossentropy_{name}_{k}", cache_dir=tf_cache).confirmed)
+
+    threads = [threading.Thread(target=run, args=("good", good, 6)),
+               threading.Thread(target=run, args=("wrong", XENT.replace("tf.math.log(y_pred)",
+                                                                         "tf.math.log(y_pred + 0.5)"), 6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert results == {"good": [True] * 6, "wrong": [False] * 6}

@@ -185,7 +185,8 @@ class LosslintServer(LanguageServer):
         self.shown_errors: set[str] = set()
         self.confirm = confirm
         self.confirming: dict[str, asyncio.Task[None]] = {}
-        self._confirm_lock: asyncio.Lock | None = None  # one confirmation at a time: one child process
+        # one confirmation queued at a time; confirm_files' own lock keeps a cancelled one's thread from overlapping
+        self._confirm_lock: asyncio.Lock | None = None
 
     # settings ------------------------------------------------------------------------------------------------
     def settings_for(self, path: str | None) -> Settings:
@@ -302,9 +303,10 @@ class LosslintServer(LanguageServer):
             uri=uri, version=linted.version, diagnostics=[lsp for _, lsp in confirmed.pairs]))
 
     def clear(self, uri: str) -> None:
-        old = self.pending.pop(uri, None)
-        if old is not None:
-            old.cancel()
+        for tasks in (self.pending, self.confirming):
+            old = tasks.pop(uri, None)
+            if old is not None:
+                old.cancel()
         self.linted.pop(uri, None)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 

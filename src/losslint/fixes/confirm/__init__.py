@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from losslint.model import Diagnostic
 
 __all__ = ["confirm_file", "confirm_files", "confirm_rewrite", "Verdict", "STATS"]
 
+_RUN_LOCK = threading.Lock()
 HARNESS_VERSION = 3  # bump when the runner or the verdict changes meaning: old cache entries are then ignored
 STATS = _worker.STATS
 PER_JOB_TIMEOUT = 60.0
@@ -220,6 +222,13 @@ def _describe(p: dict, inputs: dict) -> str:
 
 # ---- running -------------------------------------------------------------------------------------------------
 def _run(jobs: list[_Job], timeout: float, cache_dir: str | None) -> None:
+    """`_run_locked`, one caller at a time: the framework processes are shared, and the language server confirms
+    from worker threads (a cancelled confirmation's thread may still be running when the next one starts)."""
+    with _RUN_LOCK:
+        _run_locked(jobs, timeout, cache_dir)
+
+
+def _run_locked(jobs: list[_Job], timeout: float, cache_dir: str | None) -> None:
     """Fill in every job's verdict: from the cache, else from one child process per framework, shared by its jobs."""
     pending = [j for j in jobs if j.verdict is None]
     if not pending:

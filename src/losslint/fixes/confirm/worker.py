@@ -69,14 +69,10 @@ def versions(py: str | None = None) -> dict:
     if found is not None:
         return found
     if os.path.realpath(py) == os.path.realpath(sys.executable):
-        ns: dict = {}
-        import contextlib
-        import io
-
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            exec(_PROBE, ns)  # noqa: S102 - our own constant probe
-        found = json.loads(buf.getvalue())
+        printed: list[str] = []
+        # the probe's `print` is captured through its own namespace, not by redirecting sys.stdout (other threads)
+        exec(_PROBE, {"print": printed.append})  # noqa: S102 - our own constant probe
+        found = json.loads(printed[-1])
     else:
         try:
             out = subprocess.run([py, "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False)

@@ -421,12 +421,6 @@ def _weight_arg(call: cst.Call) -> cst.BaseExpression | None:
     return w
 
 
-def weights_samples(index: ModuleIndex) -> bool:
-    """Whether the module passes per-sample weights anywhere (`fit(..., sample_weight=w)`, `class_weight=...`,
-    `loss_obj(y, p, sample_weight=w)`): Keras applies them to the per-sample loss vector."""
-    return any(_weight_arg(call) is not None for call, _ in index.all_calls)
-
-
 @dataclass(frozen=True)
 class Weighting:
     """A call that applies sample weights to a loss: `call` passes them; `how` is "model" (a fit/evaluate of a
@@ -509,4 +503,4 @@ def fit_batch_size(index: ModuleIndex) -> int | None:
 
 __all__ = ["BatchReduction", "SampleWeights", "WEIGHT_KEYWORDS", "Weighting", "batch_reductions",
            "custom_step_functions", "fit_batch_size", "hand_called_loss_classes", "keras_called_losses",
-           "reduce_axis", "reductions_of", "weights_samples"]
+           "reduce_axis", "reductions_of"]

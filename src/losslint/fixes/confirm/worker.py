@@ -41,7 +41,6 @@ _PROBE = (
     "jl = v(('jaxlib',)) if u.find_spec('jaxlib') is not None else None\n"
     "print(json.dumps({'tensorflow': tf, 'keras': k, 'torch': t, 'jax': j, 'jaxlib': jl}))\n"
 )
-FRAMEWORKS = ("tensorflow", "torch", "jax")
 # the distributions whose versions identify a framework's results (the cache key and the evidence hold them)
 FRAMEWORK_DISTS = {"tensorflow": ("tensorflow", "keras"), "torch": ("torch",), "jax": ("jax", "jaxlib")}
 FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
@@ -192,6 +191,10 @@ class Worker:
             self.sel.close()
         except (OSError, ValueError, KeyError):
             pass
+        try:
+            self.stderr.close()
+        except OSError:
+            pass
 
 
 _WORKERS: dict[tuple[str, str], Worker] = {}
@@ -202,6 +205,8 @@ def get_worker(deadline: float, framework: str = "tensorflow") -> Worker:
     w = _WORKERS.get((py, framework))
     if w is not None and w.alive():
         return w
+    if w is not None:
+        w.close()  # a dead process: release its pipes and its stderr file before starting another
     w = Worker(py, deadline, framework)
     _WORKERS[(py, framework)] = w
     return w

@@ -197,7 +197,15 @@ def _is_keras_loss_class(bases: list[str]) -> bool:
 
 
 def _registrations(index: ModuleIndex, scopes: ScopeMap) -> list[tuple[FuncInfo, str]]:
-    """Every way the module hands a function to Keras as a loss, in order: (function, how)."""
+    """Every way the module hands a function to Keras as a loss, in order: (function, how). Computed once per module
+    (LL201, LL303 and the sample-weight analysis all ask)."""
+    got = _REGISTRATIONS_CACHE.get(index)
+    if got is None:
+        got = _REGISTRATIONS_CACHE[index] = _compute_registrations(index, scopes)
+    return got
+
+
+def _compute_registrations(index: ModuleIndex, scopes: ScopeMap) -> list[tuple[FuncInfo, str]]:
     out: list[tuple[FuncInfo, str]] = []
     hand = hand_called_loss_classes(index)
     for cls in index.classes.values():
@@ -386,6 +394,7 @@ def hand_called_loss_classes(index: ModuleIndex) -> set[str]:
 
 
 _HAND_CACHE: "weakref.WeakKeyDictionary[ModuleIndex, set[str]]" = weakref.WeakKeyDictionary()
+_REGISTRATIONS_CACHE: "weakref.WeakKeyDictionary[ModuleIndex, list[tuple[FuncInfo, str]]]" = weakref.WeakKeyDictionary()
 
 
 def _head(n: cst.CSTNode) -> cst.CSTNode:

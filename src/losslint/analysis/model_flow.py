@@ -230,6 +230,21 @@ class ModelFlow:
         for r in self.regions.values():
             r.events.sort(key=lambda e: e.stmt.index)
 
+    def assignment_chain(self, region: Region, expr: cst.BaseExpression, stmt: StmtInfo, depth: int = 4
+                         ) -> list[tuple[cst.BaseExpression, StmtInfo]]:
+        """`expr`, then the value each unqualified name in the chain was assigned in `region` (straight-line code),
+        up to `depth` steps: `loss=xent` with `xent = CategoricalCrossentropy()` gives [(xent, ...), (call, ...)]."""
+        chain = [(expr, stmt)]
+        for _ in range(depth):
+            cur, at = chain[-1]
+            if not isinstance(cur, cst.Name) or self.index.qualify(cur) is not None:
+                break
+            d = self.reaching(region, cur.value, at)
+            if d is None or d.kind != "assign" or d.value is None or d.stmt is None:
+                break
+            chain.append((d.value, d.stmt))
+        return chain
+
     def reaching(self, region: Region, name: str, stmt: StmtInfo) -> Def | None:
         """The one definition of `name` in `region` that reaches `stmt` in straight-line code, else None."""
         before = [d for d in region.defs.get(name, ()) if d.stmt is not None and d.index < stmt.index]

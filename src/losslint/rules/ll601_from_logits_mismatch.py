@@ -120,16 +120,11 @@ class FromLogitsMismatch(ModuleFindingsRule):
         """Where the compile loss is built: through names assigned once (as `loss_info` follows them), with whether
         each of those names is used only on the way here (then the loss can be changed where it is built)."""
         index = self.context.index
-        alone = True
-        for _ in range(4):
-            if not isinstance(expr, cst.Name) or index.qualify(expr) is not None:
-                break
-            d = flow.reaching(region, expr.value, stmt)
-            if d is None or d.kind != "assign" or d.value is None or d.stmt is None:
-                break
-            scope = region.func.node if region.func is not None else index.module
-            alone = alone and len(region.defs.get(expr.value, ())) == 1 and name_count(scope, expr.value) == 2
-            expr, stmt = d.value, d.stmt
+        chain = flow.assignment_chain(region, expr, stmt, 4)
+        scope = region.func.node if region.func is not None else index.module
+        alone = all(len(region.defs.get(name.value, ())) == 1 and name_count(scope, name.value) == 2
+                    for name, _ in chain[:-1] if isinstance(name, cst.Name))
+        expr, stmt = chain[-1]
         return expr, stmt, alone
 
     def _fix(self, expr: cst.BaseExpression, loss: LossInfo, out: Output) -> FixSpec | None:

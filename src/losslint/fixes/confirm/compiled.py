@@ -77,16 +77,7 @@ def sites(index) -> list[Site]:  # noqa: ANN001
         expr = _loss_arg(ev.call)
         if expr is None:
             continue
-        nodes, stmt = [expr], ev.stmt
-        for _ in range(_DEPTH):
-            cur = nodes[-1]
-            if not isinstance(cur, cst.Name) or index.qualify(cur) is not None:
-                break
-            d = flow.reaching(region, cur.value, stmt)
-            if d is None or d.kind != "assign" or d.value is None or d.stmt is None:
-                break
-            nodes.append(d.value)
-            stmt = d.stmt
+        nodes = [e for e, _ in flow.assignment_chain(region, expr, ev.stmt, _DEPTH)]
         out.append(Site(ev.model, ev.call, nodes, region, ev))
     return out
 

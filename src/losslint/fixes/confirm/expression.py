@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from losslint.fixes.confirm.extract import Isolation, _check_constant, free_names, module_bindings
+from losslint.fixes.confirm.extract import Isolation, _check_constant, free_names, module_bindings, only_called
 
 FUNCTION = "losslint_expression"
 
@@ -127,7 +127,7 @@ def _params(module: cst.Module, body: list[cst.CSTNode], codes: list[cst.CSTNode
     for n in names:
         bs = [b for b in table.get(n, []) if id(b.node) not in own]
         if not bs:
-            if hasattr(builtins, n) or any(_only_called(c, n) for c in codes):
+            if hasattr(builtins, n) or any(only_called(c, n) for c in codes):
                 continue  # a builtin, or an undefined model the harness stands in for (or refuses)
             if "*" in table:
                 raise Isolation(f"`{n}` may come from `{table['*'][0].code.strip()}`")
@@ -157,24 +157,6 @@ def _assigned(node: cst.CSTNode) -> set[str]:
             elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
                 out.add(small.target.value)
     return out
-
-
-def _only_called(node: cst.CSTNode, name: str) -> bool:
-    """`name` appears in `node` only as a callee (`model(x)`, `model.apply(p, x)`)."""
-    uses, calls = 0, 0
-
-    class _V(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
-            nonlocal uses
-            uses += n.value == name
-
-        def visit_Call(self, c: cst.Call) -> None:
-            nonlocal calls
-            f = c.func.value if isinstance(c.func, cst.Attribute) else c.func
-            calls += isinstance(f, cst.Name) and f.value == name
-
-    node.visit(_V())
-    return uses > 0 and uses == calls
 
 
 def _with_function(module: cst.Module, params: list[str], lead: list[cst.CSTNode],

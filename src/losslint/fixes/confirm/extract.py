@@ -724,7 +724,7 @@ def infer_inputs(harness_source: str, func: cst.FunctionDef | cst.Lambda, params
                 role = "model"  # a training step's `model(x)`: the identity, so `x` is the model's output
             elif low in STEP_WORDS and n not in body_reads:
                 role = "unused"  # a training step's `opt` it never touches: None
-            elif low in ("opt", "optim", "optimizer", "optimiser") and _only_method_calls(n, body):
+            elif low in ("opt", "optim", "optimizer", "optimiser") and only_called(body, n, methods_only=True):
                 role = "optimizer"  # `opt.apply_gradients(...)`, `optimizer.step()`: a stand-in that does nothing
         if role is None:
             raise Isolation(f"no synthetic input fits parameter `{n}`")
@@ -793,21 +793,25 @@ def _model_calls(body: cst.CSTNode, models: set[str], data: str) -> list[cst.Cal
     return out
 
 
-def _only_method_calls(name: str, body: cst.CSTNode) -> bool:
-    """Every read of `name` in `body` is a method call on it (`opt.apply_gradients(...)`, `opt.zero_grad()`)."""
+def only_called(node: cst.CSTNode, name: str, methods_only: bool = False) -> bool:
+    """Every use of `name` in `node` is a call of it (`model(x)`) or of one of its methods (`model.apply(p, x)`,
+    `opt.apply_gradients(...)`); with `methods_only`, only the latter count."""
     reads, calls = 0, 0
 
     class _V(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
+        def visit_Name(self, n: cst.Name) -> None:
             nonlocal reads
-            reads += node.value == name
+            reads += n.value == name
 
-        def visit_Call(self, node: cst.Call) -> None:
+        def visit_Call(self, c: cst.Call) -> None:
             nonlocal calls
-            f = node.func
-            calls += isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == name
+            f = c.func
+            if isinstance(f, cst.Attribute):
+                calls += isinstance(f.value, cst.Name) and f.value.value == name
+            elif not methods_only:
+                calls += isinstance(f, cst.Name) and f.value == name
 
-    body.visit(_V())
+    node.visit(_V())
     return reads > 0 and reads == calls
 
 

@@ -171,3 +171,30 @@ def test_a_tensorflow_training_step_is_judged_by_the_loss_its_tape_differentiate
     d = _diag(STEP, "tf.math.log(probs)", "tf.math.log(probs + 0.5)")
     (bad,) = confirm_file("step.py", STEP, (d,), cache_dir=cache)
     assert wrong != STEP and bad.fix.confirmed is False, bad.fix.evidence
+
+
+SCOPED = textwrap.dedent("""\
+    import tensorflow as tf
+
+    x = tf.placeholder(tf.float32, [None, 784])
+    y = tf.placeholder(tf.float32, [None, 10])
+    W = tf.Variable(tf.zeros([784, 10]))
+    with tf.name_scope('Model'):
+        pred = tf.nn.softmax(tf.matmul(x, W))
+    with tf.name_scope('Loss'):
+        cost = tf.reduce_mean(-tf.reduce_sum(y * tf.log(pred), reduction_indices=1))
+    with tf.name_scope('SGD'):
+        train_op = tf.train.GradientDescentOptimizer(0.01).minimize(cost)
+""")
+
+
+@pytest.mark.tensorflow
+def test_a_fix_inside_a_tf1_name_scope_is_confirmed(cache: str) -> None:
+    """TensorBoard-era TF1 code builds its loss inside `with tf.name_scope(...):` blocks, which change no value."""
+    result = lint_source(SCOPED, "scoped.py")
+    fixes = [d for d in result.diagnostics if d.fix is not None]
+    assert fixes, result.diagnostics
+    out = [d for d in confirm_file("scoped.py", SCOPED, result.diagnostics, cache_dir=cache) if d.fix is not None]
+    for d in out:
+        assert d.fix.confirmed is True, d.fix.evidence
+        assert d.fix.evidence["inputs"]["pred"].startswith("probabilities")

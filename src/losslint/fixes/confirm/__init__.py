@@ -364,7 +364,7 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
     except Exception:  # noqa: BLE001 - roles are a hint; names decide without them
         pass
     dtype = _dtype_of(module, index)
-    ranges = node_ranges(module, function_nodes(module))
+    ranges = node_ranges(module, function_nodes(module) + _scoped_statements(module))
     out = []
     chains: dict[int, list[cst.CSTNode]] = {}
     for i, d in wanted:
@@ -373,8 +373,10 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
             chain = [chain[0]] + [n for n in chain[1:] if isinstance(n, cst.Lambda)][:1]
         if not chain:  # a module-level statement (TF1 graph code) holds it
             at = (d.range.start.line + 1, d.range.start.column)
-            chain = [st for st in module.body if isinstance(st, cst.SimpleStatementLine) and id(st) in ranges
-                     and ranges[id(st)][0] <= at <= ranges[id(st)][1]][:1]
+            from losslint.fixes.confirm.expression import flatten_scopes  # `with tf.name_scope(...):` bodies too
+
+            chain = [st for st in flatten_scopes(module).body if isinstance(st, cst.SimpleStatementLine)
+                     and id(st) in ranges and ranges[id(st)][0] <= at <= ranges[id(st)][1]][:1]
         chains[i] = chain
     for i, d in wanted:
         assert d.fix is not None
@@ -416,19 +418,28 @@ def _jobs_for_file(path: str, source: str, diagnostics: tuple[Diagnostic, ...]) 
     return out
 
 
+def _scoped_statements(module: cst.Module) -> list[cst.CSTNode]:
+    """The statements of module-level `with tf.name_scope(...):` blocks (their ranges locate TF1 fixes)."""
+    from losslint.fixes.confirm.expression import flatten_scopes
+
+    top = {id(st) for st in module.body}
+    return [st for st in flatten_scopes(module).body if id(st) not in top]
+
+
 def _expression_job(module: cst.Module, source: str, stmt: cst.CSTNode, others: list, own: list, dtype: str,
                     base: dict, batch: int | None) -> _Job:
     """A fix in a module-level statement (TF1 graph code): confirmed on a synthetic function of its tensors."""
     from losslint.fixes.apply import apply_edits
-    from losslint.fixes.confirm.expression import synthesize
+    from losslint.fixes.confirm.expression import flatten_scopes, synthesize
 
     baseline, left = apply_edits(source, others) if others else (source, [])
     fixed, left2 = apply_edits(source, others + own)
     if left or left2:
         return _Job(base=base, verdict=Verdict(None, dict(base, reason="the fix's edits overlap")))
     try:
-        bmodule = cst.parse_module(baseline) if others else module
-        bstmt = bmodule.body[list(module.body).index(stmt)] if others else stmt  # type: ignore[arg-type]
+        flat = flatten_scopes(module)
+        bmodule = flatten_scopes(cst.parse_module(baseline)) if others else flat
+        bstmt = bmodule.body[list(flat.body).index(stmt)] if others else stmt  # type: ignore[arg-type]
         syn = synthesize(bmodule, bstmt, fixed)
     except (Isolation, ValueError, IndexError, cst.ParserSyntaxError) as exc:
         return _Job(base=base, verdict=Verdict(None, dict(base, reason=f"the loss cannot be isolated: {exc}")))

@@ -167,6 +167,26 @@ def _with_function(module: cst.Module, params: list[str], lead: list[cst.CSTNode
     return module.with_changes(body=list(module.body) + [func])
 
 
+_SCOPES = ("name_scope", "variable_scope", "device", "variable_creator_scope")
+
+
+def flatten_scopes(module: cst.Module) -> cst.Module:
+    """The module with its module-level `with tf.name_scope(...):` / `variable_scope` / `device` blocks replaced by
+    their statements (the same nodes): TF1 graph code builds its loss inside them, and they do not change values."""
+    body: list = []
+    changed = False
+    for st in module.body:
+        if isinstance(st, cst.With) and isinstance(st.body, cst.IndentedBlock) and all(
+                isinstance(item.item, cst.Call) and isinstance(item.item.func, (cst.Attribute, cst.Name))
+                and (item.item.func.attr if isinstance(item.item.func, cst.Attribute) else item.item.func).value
+                in _SCOPES and item.asname is None for item in st.items):
+            body.extend(st.body.body)
+            changed = True
+        else:
+            body.append(st)
+    return module.with_changes(body=body) if changed else module
+
+
 def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synthetic:
     """The synthetic function for the module-level statement `stmt` that computes the loss, in both versions. When
     the fix edits earlier module-level assignments (`probs = softmax(model(x))` before `loss = criterion(probs, y)`),
@@ -177,7 +197,7 @@ def synthesize(module: cst.Module, stmt: cst.CSTNode, fixed_source: str) -> Synt
         raise Isolation("the fix is inside a block (if/with/for) at module level") from None
     expr = _expression(stmt)
     try:
-        fixed_module = cst.parse_module(fixed_source)
+        fixed_module = flatten_scopes(cst.parse_module(fixed_source))
     except cst.ParserSyntaxError as exc:
         raise Isolation(f"the fixed code does not parse: {str(exc).splitlines()[0]}") from None
     if len(fixed_module.body) != len(module.body):

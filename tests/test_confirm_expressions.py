@@ -198,3 +198,28 @@ def test_a_fix_inside_a_tf1_name_scope_is_confirmed(cache: str) -> None:
     for d in out:
         assert d.fix.confirmed is True, d.fix.evidence
         assert d.fix.evidence["inputs"]["pred"].startswith("probabilities")
+
+
+GAN = textwrap.dedent("""\
+    import tensorflow as tf
+
+    noise = tf.placeholder(tf.float32, [None, 100])
+    W = tf.Variable(tf.zeros([100, 1]))
+
+
+    def discriminator(x):
+        out = tf.matmul(x, W)
+        out = tf.nn.sigmoid(out)
+        return out
+
+
+    disc_fake = discriminator(noise)
+    gen_loss = -tf.reduce_mean(tf.log(disc_fake))
+""")
+
+
+def test_the_output_of_a_same_module_function_ending_in_a_sigmoid_is_a_probability() -> None:
+    module = cst.parse_module(GAN)
+    syn = synthesize(module, _stmt(module, "gen_loss"), GAN.replace("tf.log(disc_fake)", "tf.log(disc_fake + 1e-7)"))
+    assert [p.name.value for p in syn.chain[-1].params.params] == ["disc_fake"]
+    assert syn.roles == {"disc_fake": "y_pred"}  # a GAN's discriminator output: it returns sigmoid(...)

@@ -54,10 +54,11 @@ def _callee(value: cst.BaseExpression) -> str:
     return ""
 
 
-def _role(name: str, value: cst.BaseExpression | None) -> str | None:
+def _role(name: str, value: cst.BaseExpression | None, table: dict | None = None) -> str | None:
     low = name.lower()
     callee = _callee(value).lower() if value is not None else ""
-    if any(callee.endswith(p) for p in _PROBS):
+    if any(callee.endswith(p) for p in _PROBS) or _returns_activation(_callee(value) if value is not None else "",
+                                                                      table or {}):
         return "y_pred"
     if "logit" in low:
         return "y_logits"
@@ -66,6 +67,37 @@ def _role(name: str, value: cst.BaseExpression | None) -> str | None:
     if callee == "placeholder" and (low.endswith("_") or low in ("labels", "label", "target", "targets", "y")):
         return "y_true"
     return None
+
+
+def _returns_activation(callee: str, table: dict) -> bool:
+    """`callee` is a module-level function every `return` of which is a sigmoid/softmax call (a GAN's
+    `discriminator(x)`): its result is a probability."""
+    bs = table.get(callee) if callee else None
+    if not bs or bs[-1].kind != "def" or not isinstance(bs[-1].node, cst.FunctionDef):
+        return False
+    returns: list[cst.Return] = []
+    last: dict[str, cst.BaseExpression] = {}  # each name's last assignment in the function, in source order
+
+    class _R(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is bs[-1].node  # not the returns of nested functions
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for t in node.targets:
+                if isinstance(t.target, cst.Name):
+                    last[t.target.value] = node.value
+
+        def visit_Return(self, node: cst.Return) -> None:
+            returns.append(node)
+
+    bs[-1].node.visit(_R())
+
+    def activation(v: cst.BaseExpression | None) -> bool:
+        if isinstance(v, cst.Name):  # `out = tf.nn.sigmoid(out); return out`
+            v = last.get(v.value)
+        return v is not None and any(_callee(v).lower().endswith(p) for p in _PROBS)
+
+    return bool(returns) and all(activation(r.value) for r in returns)
 
 
 _TENSOR_MAKERS = frozenset({"placeholder", "placeholder_with_default", "Variable", "get_variable", "Input",
@@ -137,7 +169,7 @@ def _params(module: cst.Module, body: list[cst.CSTNode], codes: list[cst.CSTNode
             continue  # an import, a function or a constant: the harness copies it
         value = getattr(bs[-1].node, "value", None)
         params.append(n)
-        role = _role(n, value)
+        role = _role(n, value, table)
         if role is not None:
             roles[n] = role
     if not params:
